@@ -1,0 +1,74 @@
+"""Shared pieces of the benchmark scripts: learning runs measured through the runner,
+hardware description, JSON output under benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+
+import numpy as np
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def hardware() -> dict:
+    import jax
+
+    devices = jax.devices()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"platform": devices[0].platform, "device_kind": devices[0].device_kind, "num_devices": len(devices),
+            "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__}
+
+
+def learning_run(algo: str, config, num_seeds: int, threshold: float | None = None, seed: int = 0) -> dict:
+    """Train `num_seeds` seeds through `purerl.run.train` and report what the README's
+    algorithm table shows: final return across seeds (mean, IQM, 95% CI), env steps for
+    the mean over seeds to first reach `threshold`, compile seconds, env-steps/s."""
+    from purerl.run import RunOptions, train
+
+    with tempfile.TemporaryDirectory() as runs_dir:
+        result = train(algo, config, RunOptions(num_seeds=num_seeds, seed=seed, runs_dir=runs_dir, run_name="bench",
+                                                progress=False, plot=False, checkpoint_every=0))
+    curve = np.nanmean(result.eval_returns, axis=-1).mean(axis=0)  # mean over episodes, then seeds
+    reached = np.nonzero(curve >= threshold)[0] if threshold is not None else np.array([])
+    return {
+        "algorithm": algo,
+        "env": config.env,
+        "num_seeds": num_seeds,
+        "env_steps_per_seed": int(result.env_steps[-1]),
+        "final_return": result.summary,
+        "threshold": threshold,
+        "steps_to_threshold": int(result.env_steps[reached[0]]) if reached.size else None,
+        "compile_seconds": result.timing["compile_seconds"],
+        "run_seconds": result.timing["run_seconds"],
+        "env_steps_per_second": result.timing["env_steps_per_second"],
+    }
+
+
+def save(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump({"hardware": hardware(), **payload}, f, indent=2, sort_keys=True)
+    print(f"saved {path}")
+    return path
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'algorithm':<14}{'env':<16}{'steps':>9}{'mean':>9}{'IQM':>9}{'IQM 95% CI':>20}{'to thr.':>10}"
+          f"{'compile s':>10}{'steps/s':>11}")
+    for r in rows:
+        f = r["final_return"]
+        ci = f"[{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}]"
+        thr = r["steps_to_threshold"]
+        print(f"{r['algorithm']:<14}{r['env']:<16}{r['env_steps_per_seed']:>9}{f['mean']:>9.1f}{f['iqm']:>9.1f}"
+              f"{ci:>20}{(str(thr) if thr is not None else '—'):>10}{r['compile_seconds']:>10.1f}"
+              f"{r['env_steps_per_second']:>11,.0f}")

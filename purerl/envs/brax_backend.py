@@ -1,0 +1,65 @@
+"""Brax backend (MJX physics by default; `backend=` selects generalized/positional/spring).
+
+The raw Brax environment is wrapped here, not with Brax's own wrappers, so that a
+time-limit truncation (`max_episode_steps`, Brax's `episode_length`) is reported
+apart from a true termination. Auto-reset follows Brax's training wrapper: each
+environment returns to the initial state it was first reset to (a reset through
+MJX on every step would dominate the step cost).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from purerl.envs.spaces import Box
+
+BRAX_ENVS = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "reacher", "inverted_pendulum")
+PHYSICS_BACKENDS = ("mjx", "generalized", "positional", "spring")
+
+
+@struct.dataclass
+class BraxState:
+    state: object  # brax.envs.State of the running episode
+    first: object  # the state this environment was first reset to
+    time: jax.Array  # steps taken in the running episode
+
+
+@functools.lru_cache(maxsize=None)
+def _load(name: str, backend: str, kwargs: tuple):
+    from brax import envs
+
+    return envs.get_environment(name, backend=backend, **dict(kwargs))
+
+
+class BraxBackend:
+    def __init__(self, name: str, backend: str = "mjx", episode_length: int = 1000, **kwargs):
+        if backend not in PHYSICS_BACKENDS:
+            raise ValueError(f"make('brax/{name}'): backend={backend!r} is not one of {list(PHYSICS_BACKENDS)}")
+        if int(episode_length) < 1:
+            raise ValueError(f"make('brax/{name}'): episode_length must be ≥ 1, got {episode_length}")
+        self.name = f"brax/{name}"
+        self.env = _load(name, backend, tuple(sorted(kwargs.items())))
+        self.observation_space = Box.make(-jnp.inf, jnp.inf, (self.env.observation_size,))
+        self.action_space = Box.make(-1.0, 1.0, (self.env.action_size,))
+        self.max_episode_steps = int(episode_length)
+
+    def reset(self, key):
+        state = self.env.reset(key)
+        return BraxState(state=state, first=state, time=jnp.zeros((), jnp.int32)), state.obs
+
+    def step(self, key, bstate: BraxState, action):
+        del key  # Brax dynamics are deterministic
+        state = self.env.step(bstate.state, action)
+        time = bstate.time + 1
+        terminated = state.done > 0.5
+        truncated = (time >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        final_obs = state.obs
+        running = jax.tree.map(lambda first, now: jnp.where(done, first, now), bstate.first, state)
+        running = running.replace(done=jnp.zeros_like(state.done))
+        new = BraxState(state=running, first=bstate.first, time=jnp.where(done, 0, time))
+        return new, running.obs, state.reward, terminated, truncated, final_obs
