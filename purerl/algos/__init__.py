@@ -12,6 +12,8 @@ import importlib
 
 ALGORITHMS = {
     "ppo": "purerl.algos.ppo",
+    "a2c": "purerl.algos.a2c",
+    "trpo": "purerl.algos.trpo",
 }
 
 
