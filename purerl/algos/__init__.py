@@ -12,6 +12,8 @@ import importlib
 
 ALGORITHMS = {
     "ppo": "purerl.algos.ppo",
+    "dqn": "purerl.algos.dqn",
+    "sac": "purerl.algos.sac",
     "a2c": "purerl.algos.a2c",
     "trpo": "purerl.algos.trpo",
 }
