@@ -12,6 +12,8 @@ import importlib
 
 ALGORITHMS = {
     "ppo": "purerl.algos.ppo",
+    "reinforce": "purerl.algos.reinforce",
+    "actor_critic": "purerl.algos.actor_critic",
     "dqn": "purerl.algos.dqn",
     "sac": "purerl.algos.sac",
     "a2c": "purerl.algos.a2c",
