@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config, options = tyro.cli(command_line, args=flags, prog=f"purerl train {algo}",
-                                   description=(module.__doc__ or "").split("\n\n")[0],
-                                   config=(tyro.conf.FlagConversionOff,))
+                                   description=(module.__doc__ or "").split("\n\n")[0])
     except ValueError as error:  # a Config or RunOptions field failed validation
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -107,8 +107,11 @@ def sweep_axes(config, *fields: str):
     unknown = sorted(set(fields) - names)
     if unknown:
         raise ValueError(f"cannot sweep {unknown}: sweepable fields of {type(config).__name__} are {sorted(names)}")
-    leaves = {name: (0 if name in fields else None) for name in names}
-    return config.replace(**leaves)
+    axes = object.__new__(type(config))  # an axis spec, not a config: bypass validation
+    for f in dataclasses.fields(config):
+        value = (0 if f.name in fields else None) if f.name in names else getattr(config, f.name)
+        object.__setattr__(axes, f.name, value)
+    return axes
 
 
 def float_fields(config_cls) -> list[str]:

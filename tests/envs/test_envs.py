@@ -1,0 +1,152 @@
+"""The environment interface: names, spaces, terminated vs truncated, auto-reset,
+episode statistics, observation normalization, action rescaling, probes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purerl import envs
+
+
+def _rollout(env, num_envs, steps, action_fn, seed=0):
+    state, obs = env.reset(jax.random.PRNGKey(seed), num_envs)
+
+    @jax.jit
+    def run(state, obs):
+        def body(carry, key):
+            state, obs = carry
+            state, ts = env.step(key, state, action_fn(obs))
+            return (state, ts.obs), ts
+
+        return jax.lax.scan(body, (state, obs), jax.random.split(jax.random.PRNGKey(seed + 1), steps))
+
+    (state, _), traj = run(state, obs)
+    return state, traj
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ValueError, match="available: .*CartPole-v1.*brax/ant"):
+        envs.make("CartPol-v1")
+
+
+def test_unknown_option_names_it():
+    with pytest.raises(ValueError, match="max_stepz"):
+        envs.make("CartPole-v1", max_stepz=3)
+
+
+@pytest.mark.parametrize("name", envs.GYMNAX_ENVS)
+def test_every_gymnax_env_steps(name):
+    env = envs.make(name)
+    action = (lambda o: jnp.zeros(o.shape[0], jnp.int32)) if env.discrete else (
+        lambda o: jnp.zeros((o.shape[0],) + env.action_space.shape))
+    _, traj = _rollout(env, 2, 5, action)
+    assert traj.obs.shape == (5, 2) + env.obs_shape
+    assert traj.reward.shape == (5, 2) and traj.terminated.dtype == bool
+    assert np.all(np.isfinite(np.asarray(traj.obs)))
+
+
+def test_cartpole_terminates_and_never_truncates_early():
+    env = envs.make("CartPole-v1")
+    _, traj = _rollout(env, 8, 300, lambda o: jnp.zeros(o.shape[0], jnp.int32))  # always push left: falls fast
+    assert int(traj.terminated.sum()) > 0 and int(traj.truncated.sum()) == 0
+    # episode stats: a reported return equals its length for CartPole (+1 per step)
+    done = np.asarray(traj.done)
+    np.testing.assert_allclose(np.asarray(traj.episode_return)[done], np.asarray(traj.episode_length)[done])
+    assert np.all(np.asarray(traj.episode_return)[~done] == 0)
+
+
+def test_time_limit_is_truncation_with_true_final_obs():
+    env = envs.make("Pendulum-v1")  # never terminates, 200-step limit
+    _, traj = _rollout(env, 3, 450, lambda o: jnp.zeros((o.shape[0], 1)))
+    trunc = np.asarray(traj.truncated)
+    assert not np.asarray(traj.terminated).any()
+    np.testing.assert_array_equal(np.nonzero(trunc[:, 0])[0], [199, 399])
+    assert np.all(np.asarray(traj.episode_length)[trunc] == 200)
+    # auto-reset: obs after the cut is a new episode's, final_obs is the old episode's last state
+    obs, final = np.asarray(traj.obs), np.asarray(traj.final_obs)
+    assert not np.allclose(obs[199], final[199])
+    np.testing.assert_allclose(obs[198], final[198])
+
+
+def test_override_changes_time_limit():
+    env = envs.make("Pendulum-v1", max_steps_in_episode=10)
+    assert env.max_episode_steps == 10
+    _, traj = _rollout(env, 1, 25, lambda o: jnp.zeros((o.shape[0], 1)))
+    np.testing.assert_array_equal(np.nonzero(np.asarray(traj.truncated[:, 0]))[0], [9, 19])
+
+
+def test_continuous_actions_are_rescaled_and_clipped():
+    env = envs.make("Pendulum-v1")  # torque bounds ±2
+    assert isinstance(env.action_space, envs.Box) and float(env.action_space.high[0]) == 1.0
+    np.testing.assert_allclose(np.asarray(env._to_native(jnp.array([[-1.0], [0.5], [7.0]]))), [[-2.0], [1.0], [2.0]])
+    raw = envs.make("Pendulum-v1", rescale_actions=False)
+    assert float(raw.action_space.high[0]) == 2.0
+    np.testing.assert_allclose(np.asarray(raw._to_native(jnp.array([[-3.0], [1.5]]))), [[-2.0], [1.5]])
+
+
+def test_observation_normalization_statistics():
+    env = envs.make("Pendulum-v1", normalize_obs=True)
+    state, traj = _rollout(env, 16, 400, lambda o: jnp.ones((o.shape[0], 1)))
+    raw = envs.make("Pendulum-v1")
+    _, raw_traj = _rollout(raw, 16, 400, lambda o: jnp.ones((o.shape[0], 1)))
+    # same seed, same dynamics: the normalizer's mean tracks the raw observations' mean
+    raw_obs = np.asarray(raw_traj.final_obs).reshape(-1, 3)
+    np.testing.assert_allclose(np.asarray(state.obs_stats.mean), raw_obs.mean(0), atol=0.05)
+    np.testing.assert_allclose(np.asarray(state.obs_stats.var), raw_obs.var(0), rtol=0.1, atol=0.05)
+    late = np.asarray(traj.obs[200:]).reshape(-1, 3)
+    assert np.all(np.abs(late.mean(0)) < 0.5) and np.all(np.abs(late.std(0) - 1) < 0.5)
+    # frozen statistics do not move
+    s2, _ = env.step(jax.random.PRNGKey(0), state, jnp.ones((16, 1)), update_stats=False)
+    np.testing.assert_array_equal(np.asarray(s2.obs_stats.mean), np.asarray(state.obs_stats.mean))
+
+
+def test_running_mean_std_matches_numpy():
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, size=(n, 2)) for n in (5, 17, 40)]
+    stats = envs.RunningMeanStd.create((2,))
+    for b in batches:
+        stats = stats.update(jnp.asarray(b))
+    data = np.concatenate(batches)
+    np.testing.assert_allclose(np.asarray(stats.mean), data.mean(0), rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(stats.var), data.var(0), rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", envs.PROBES)
+def test_probes_give_their_stated_rewards(kind):
+    env = envs.make(f"probe/{kind}")
+    if env.discrete:
+        action = lambda o: jnp.ones(o.shape[0], jnp.int32)  # noqa: E731
+    else:
+        action = lambda o: jnp.full((o.shape[0], 1), 0.5)  # noqa: E731
+    _, traj = _rollout(env, 64, 10, action)
+    r, obs = np.asarray(traj.reward), np.asarray(traj.obs)
+    if kind == "observation":
+        prev_obs = np.concatenate([np.asarray(env.reset(jax.random.PRNGKey(0), 64)[1])[None], obs[:-1]])[..., 0]
+        np.testing.assert_allclose(r, prev_obs)
+    elif kind == "delayed":
+        np.testing.assert_allclose(r[::2], 0.0)
+        np.testing.assert_allclose(r[1::2], 1.0)
+        assert np.asarray(traj.terminated)[1::2].all() and not np.asarray(traj.terminated)[::2].any()
+    elif kind == "time-limit":
+        assert not np.asarray(traj.terminated).any()
+        np.testing.assert_array_equal(np.asarray(traj.truncated)[:, 0], [t % 5 == 4 for t in range(10)])
+        np.testing.assert_allclose(r, 1.0)
+    elif kind == "observation-action":
+        prev_obs = np.concatenate([np.asarray(env.reset(jax.random.PRNGKey(0), 64)[1])[None], obs[:-1]])[..., 0]
+        np.testing.assert_allclose(r, (prev_obs > 0).astype(float))
+    else:  # constant, action (a=1), action-continuous (a=0.5): all pay 1
+        np.testing.assert_allclose(r, 1.0)
+
+
+@pytest.mark.brax
+def test_brax_ant_interface():
+    env = envs.make("brax/ant", episode_length=5)
+    assert env.obs_shape == (27,) and env.action_space.shape == (8,)
+    _, traj = _rollout(env, 2, 12, lambda o: jnp.zeros((o.shape[0], 8)))
+    trunc = np.asarray(traj.truncated)
+    # standing still the ant does not fall: every episode ends by the 5-step time limit
+    np.testing.assert_array_equal(np.nonzero(trunc[:, 0])[0], [4, 9])
+    assert not np.asarray(traj.terminated).any()
+    assert np.all(np.isfinite(np.asarray(traj.obs)))
+    np.testing.assert_array_equal(np.asarray(traj.episode_length)[trunc], 5)
