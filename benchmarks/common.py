@@ -25,7 +25,9 @@ def hardware() -> dict:
     except OSError:
         pass
     return {"platform": devices[0].platform, "device_kind": devices[0].device_kind, "num_devices": len(devices),
-            "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__}
+            "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            # other work on the machine slows every timing: a load near the core count means idle-ish
+            "load_average_1_5_15min": list(os.getloadavg())}
 
 
 def learning_run(algo: str, config, num_seeds: int, threshold: float | None = None, seed: int = 0) -> dict:

@@ -1,0 +1,77 @@
+"""Learning benchmarks: each algorithm with its preset (`Config.for_env`) on each
+environment, several seeds at once, through the runner. Prints and saves, per row:
+final evaluation return across seeds (mean, IQM with 95% stratified-bootstrap CI),
+env steps for the mean over seeds to first reach the threshold, compile seconds,
+env-steps/s (and gradient-updates/s for off-policy algorithms).
+
+    python benchmarks/learning.py onpolicy     # → benchmarks/results/learning_onpolicy.json
+    python benchmarks/learning.py offpolicy    # → benchmarks/results/learning_offpolicy.json
+    python benchmarks/learning.py onpolicy --algos ppo a2c --envs CartPole-v1 --seeds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import learning_run, print_rows, save  # noqa: E402
+from purerl import algos  # noqa: E402
+
+FAMILIES = {
+    "onpolicy": {"algos": ["ppo", "a2c", "trpo", "reinforce", "actor_critic"],
+                 "envs": ["CartPole-v1", "Pendulum-v1"]},
+    "offpolicy": {"algos": ["dqn", "sac", "td3", "ddpg"], "envs": ["CartPole-v1", "Pendulum-v1"]},
+}
+THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0, "Acrobot-v1": -100.0}
+
+
+def supports(module, env: str) -> bool:
+    try:
+        module.Config.for_env(env)
+        return True
+    except ValueError:  # e.g. DDPG/TD3 on a discrete environment, DQN on a continuous one
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("family", choices=sorted(FAMILIES))
+    parser.add_argument("--algos", nargs="*")
+    parser.add_argument("--envs", nargs="*")
+    parser.add_argument("--seeds", type=int, default=8)
+    args = parser.parse_args()
+    family = FAMILIES[args.family]
+    rows, failures = [], []
+    for name in args.algos or family["algos"]:
+        if name not in algos.ALGORITHMS:
+            failures.append({"algorithm": name, "error": "not registered"})
+            continue
+        module = algos.get(name)
+        for env in args.envs or family["envs"]:
+            if not supports(module, env):
+                continue
+            config = module.Config.for_env(env)
+            try:
+                row = learning_run(name, config, args.seeds, THRESHOLDS.get(env))
+            except Exception as error:  # noqa: BLE001 - record and go on with the other rows
+                traceback.print_exc()
+                failures.append({"algorithm": name, "env": env, "error": repr(error)})
+                continue
+            grad = getattr(config, "gradient_steps_per_update", None)
+            if grad is not None:
+                row["gradient_updates_per_second"] = (row["env_steps_per_second"] / config.env_steps_per_update
+                                                      * grad)
+            rows.append(row)
+            print_rows([row])
+    print()
+    print_rows(rows)
+    suffix = "" if args.algos is None and args.envs is None else "_partial"
+    save(f"learning_{args.family}{suffix}", {"command": "python benchmarks/learning.py " + " ".join(sys.argv[1:]),
+                                             "rows": rows, "failures": failures})
+
+
+if __name__ == "__main__":
+    main()
