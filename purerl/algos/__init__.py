@@ -18,6 +18,8 @@ ALGORITHMS = {
     "sac": "purerl.algos.sac",
     "a2c": "purerl.algos.a2c",
     "trpo": "purerl.algos.trpo",
+    "ddpg": "purerl.algos.ddpg",
+    "td3": "purerl.algos.td3",
 }
 
 
