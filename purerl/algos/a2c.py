@@ -21,7 +21,10 @@ step on the whole rollout. Equations:
 Options (static): `shared_network` — one MLP torso with a policy head and a value head
 (the paper's architecture) or two separate MLPs (Stable-Baselines3's default for
 vector observations); `optimizer` — "rmsprop" (the paper's; decay 0.99, ε 1e-5 as in
-SB3) or "adam"; `advantage_estimator` — "n_step" or "gae".
+SB3) or "adam"; `advantage_estimator` — "n_step" or "gae". `reward_scale` multiplies the
+rewards the agent learns from (as Brax's `reward_scaling`): one gradient step clips the
+norm of the policy and value gradients together, so a value loss on returns of
+hundreds would otherwise crowd out the policy gradient.
 
 Discrete actions use a categorical policy, continuous ones a diagonal Gaussian with a
 state-independent log standard deviation (actions in [−1, 1], rescaled by the
@@ -85,6 +88,7 @@ class Config:
     rmsprop_decay: float = 0.99  # RMSprop's squared-gradient average decay (α in PyTorch)
     optimizer_eps: float = 1e-5  # ε of RMSprop / Adam
     init_log_std: float = 0.0  # initial log σ of the Gaussian policy (continuous actions)
+    reward_scale: float = 1.0  # rewards are multiplied by this for learning (V learns scaled returns)
 
     def __post_init__(self):
         envs.check_name(self.env)
@@ -108,6 +112,7 @@ class Config:
         check_range(self, "rmsprop_decay", 0.0, 1.0, high_inclusive=False)
         check_range(self, "optimizer_eps", 0.0, low_inclusive=False)
         check_range(self, "init_log_std", -10.0, 2.0)
+        check_range(self, "reward_scale", 0.0, low_inclusive=False)
 
     @property
     def env_steps_per_update(self) -> int:
@@ -123,8 +128,18 @@ class Config:
         return cls(**{"env": env, **PRESETS.get(env, {}), **overrides})
 
 
-# Per-environment settings (measured with 8 seeds on CPU; see tests/algos/test_a2c.py).
-PRESETS: dict[str, dict[str, Any]] = {}
+# Per-environment settings, each measured here with vmapped seeds (figures in the comments:
+# mean final deterministic return). CartPole: the RL Baselines3 Zoo entry (8 envs × 5
+# steps, ent_coef 0) is the default Config: 500.0 over 8 seeds at 300k and 500k steps.
+# Acrobot: the Zoo uses 16 envs with VecNormalize (observations AND rewards); here
+# GAE(0.95) over 16-step rollouts, advantage normalization and reward_scale 0.1 play the
+# reward normalization's part: −78 over 4 seeds at 300k steps, reached by ~50k.
+PRESETS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(total_timesteps=300_000, eval_every=200),
+    "Acrobot-v1": dict(total_timesteps=200_000, num_envs=16, num_steps=16, advantage_estimator="gae",
+                       gae_lambda=0.95, normalize_obs=True, normalize_advantages=True, reward_scale=0.1,
+                       eval_every=100),
+}
 
 
 # ----------------------------------------------------------------------------- networks
@@ -251,12 +266,13 @@ class Transition:
 def advantages_and_targets(config: Config, traj: Transition, values, next_values):
     """Eq. (1) or (1′). `values` = V(s_t), `next_values` = V(s′_t) of each transition's true
     next observation, both [T, N]. Returns (Â_t, G_t)."""
+    rewards = config.reward_scale * traj.reward
     if config.advantage_estimator == "gae":
-        return gae(traj.reward, values, next_values, traj.terminated, traj.truncated, config.gamma,
+        return gae(rewards, values, next_values, traj.terminated, traj.truncated, config.gamma,
                    config.gae_lambda)
     # The observation after the rollout's last step is that step's final_obs unless the
     # episode ended there, and then n_step_returns uses next_values itself.
-    targets = n_step_returns(traj.reward, next_values, traj.terminated, traj.truncated, config.gamma,
+    targets = n_step_returns(rewards, next_values, traj.terminated, traj.truncated, config.gamma,
                              next_values[-1])
     return targets - values, targets
 
