@@ -133,8 +133,9 @@ class Config:
 # Per-environment settings, tuned by us (short sweeps over learning rate, N and the
 # baseline on 8 seeds; no published REINFORCE settings exist for these gymnax tasks).
 PRESETS: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(),
-    "Pendulum-v1": dict(),
+    "CartPole-v1": dict(learning_rate=3e-3, total_timesteps=800_000),
+    "Pendulum-v1": dict(baseline="value", num_envs=4, gamma=0.9, learning_rate=1e-3, value_learning_rate=3e-3,
+                        init_log_std=-0.5, normalize_obs=True, total_timesteps=2_000_000, eval_every=100),
 }
 
 

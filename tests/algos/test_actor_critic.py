@@ -121,12 +121,14 @@ def test_continuous_action_probe_mean_moves_to_optimum():
 @pytest.mark.learning
 def test_cartpole_learns():
     """CartPole-v1, 8 seeds vmapped, 32 envs × 9,375 updates = 300,000 env steps per seed,
-    the algorithm as written (no baseline), preset learning rates. Threshold on the mean
-    final deterministic-evaluation return: 350 (measured: see actor_critic.py's PRESETS)."""
+    the algorithm as written (no baseline), preset learning rates (actor 1e-4, critic 1e-3).
+    Measured mean final deterministic-evaluation return over the 8 seeds: 466.5, 498.3,
+    496.7 for seed sets 42, 7, 123 (about 75 s with compilation on the loaded 2-core
+    machine; single seeds sometimes stall near 250). Threshold 400."""
     config = ac.Config.for_env("CartPole-v1", total_timesteps=300_000)
     keys = jax.random.split(jax.random.PRNGKey(42), 8)
     _, _, eval_returns = jax.jit(jax.vmap(ac.train, in_axes=(None, 0)))(config, keys)
-    assert float(eval_returns[:, -1].mean()) >= 350.0
+    assert float(eval_returns[:, -1].mean()) >= 400.0
 
 
 # ----------------------------------------------------------------------------- contract
@@ -154,12 +156,16 @@ def test_config_rejects_bad_value(field, value):
 
 @pytest.mark.brax
 def test_brax_smoke():
-    config = ac.Config(env="brax/inverted_pendulum", actor_baseline="expected_q", baseline_samples=2, num_envs=2,
+    config = ac.Config(env="brax/inverted_pendulum", num_envs=2,
                        hidden_sizes=(16,), total_timesteps=4, eval_episodes=1)
-    state = jax.jit(functools.partial(ac.init, config))(jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(ac.update, config))
-    for _ in range(2):
-        state, metrics = step(state)
+
+    @jax.jit
+    def two_updates(key):  # one compiled program: init, then a scan of 2 updates
+        state = ac.init(config, key)
+        return jax.lax.scan(lambda s, _: ac.update(config, s), state, None, length=2)
+
+    state, metrics = two_updates(jax.random.PRNGKey(0))
+    metrics = jax.tree.map(lambda m: m[-1], metrics)
     for name, value in metrics.items():
         if name != "train/episode_return":  # NaN until an episode ends
             assert np.isfinite(float(value)), name

@@ -167,15 +167,16 @@ def test_time_limit_probe_value_baseline_bootstraps_truncation():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_cartpole_learns():
-    """CartPole-v1, 8 seeds vmapped, 40 updates of 16 whole episodes = 320,000 simulated
-    env steps per seed (each update runs 16 envs × 500 steps, masked after each episode).
-    Measured final mean deterministic-evaluation return: see the report in the module
-    docstring of reinforce.py; threshold 450."""
+    """CartPole-v1, 8 seeds vmapped, preset (reward-to-go, mean baseline, lr 3e-3), 40 updates
+    of 16 whole episodes = 320,000 simulated env steps per seed (each update runs 16 envs ×
+    500 steps, masked after each episode). Measured mean final deterministic-evaluation
+    return over the 8 seeds: 500.0, 492.8, 497.6 for seed sets 42, 7, 123 (about 85 s with
+    compilation on the loaded 2-core machine). Threshold 460."""
     config = reinforce.Config.for_env("CartPole-v1", total_timesteps=320_000)
     keys = jax.random.split(jax.random.PRNGKey(42), 8)
     _, _, eval_returns = jax.jit(jax.vmap(reinforce.train, in_axes=(None, 0)))(config, keys)
     assert eval_returns.shape == (8, 4, config.eval_episodes)
-    assert float(eval_returns[:, -1].mean()) >= 450.0
+    assert float(eval_returns[:, -1].mean()) >= 460.0
 
 
 # ----------------------------------------------------------------------------- contract
@@ -212,10 +213,14 @@ def test_config_rejects_trajectory_return_with_value_baseline_and_too_few_steps(
 def test_brax_smoke():
     config = reinforce.Config(env="brax/inverted_pendulum", baseline="value", num_envs=2, hidden_sizes=(16,),
                               total_timesteps=4000, eval_episodes=1)
-    state = jax.jit(functools.partial(reinforce.init, config))(jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(reinforce.update, config))
-    for _ in range(2):
-        state, metrics = step(state)
+
+    @jax.jit
+    def two_updates(key):  # one compiled program: init, then a scan of 2 updates
+        state = reinforce.init(config, key)
+        return jax.lax.scan(lambda s, _: reinforce.update(config, s), state, None, length=2)
+
+    state, metrics = two_updates(jax.random.PRNGKey(0))
+    metrics = jax.tree.map(lambda m: m[-1], metrics)
     for name, value in metrics.items():
         assert np.isfinite(float(value)), name
     assert float(metrics["train/valid_steps"]) >= 2
