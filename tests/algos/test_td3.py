@@ -169,6 +169,7 @@ def test_learns_pendulum():
     keys = jax.random.split(jax.random.PRNGKey(0), 8)
     _, _, returns = jax.jit(jax.vmap(td3.train, in_axes=(None, 0)))(config, keys)
     final = float(np.asarray(returns[:, -1]).mean())
+    print(f"Pendulum-v1, 8 seeds, 20 000 steps: mean final return {final:.1f}")
     assert final >= -200.0, final
 
 
@@ -204,12 +205,15 @@ def test_properties():
 # ----------------------------------------------------------------------------- brax
 @pytest.mark.brax
 def test_brax_smoke():
-    """Two updates (two gradient steps each, one actor step) and one evaluation on brax/inverted_pendulum, 2 seeds."""
+    """Two updates (two gradient steps each, one actor step) on brax/inverted_pendulum, 2 seeds."""
     config = td3.Config(env="brax/inverted_pendulum", num_envs=2, hidden_sizes=(16,), batch_size=8, learning_starts=2,
-                         gradient_steps=2, total_timesteps=4, buffer_size=64, eval_every=2, eval_episodes=1)
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    state, metrics, returns = jax.jit(jax.vmap(td3.train, in_axes=(None, 0)))(config, keys)
-    assert returns.shape == (2, 1, 1) and np.all(np.isfinite(np.asarray(returns)))
+                         gradient_steps=2, total_timesteps=4, buffer_size=64, eval_episodes=1)
+
+    def two_updates(key):  # init and updates in one compiled program (no evaluation: Brax compiles are slow on CPU)
+        state = td3.init(config, key)
+        return jax.lax.scan(lambda s, _: td3.update(config, s), state, None, length=2)
+
+    state, metrics = jax.jit(jax.vmap(two_updates))(jax.random.split(jax.random.PRNGKey(0), 2))
     obs_dim = td3.make_env(config.env).obs_shape[0]
     assert state.obs.shape == (2, 2, obs_dim) and state.buffer.data.action.shape == (2, 2, 2, 1)
     np.testing.assert_array_equal(np.asarray(state.gradient_step), [4, 4])  # actor updated on steps 2 and 4
