@@ -130,11 +130,17 @@ class Config:
         return cls(**{"env": env, **PRESETS.get(env, {}), **overrides})
 
 
-# Per-environment settings, tuned by us (short sweeps over learning rate, N and the
-# baseline on 8 seeds; no published REINFORCE settings exist for these gymnax tasks).
+# Per-environment settings, tuned by us with a few 8-seed runs (no published REINFORCE
+# settings exist for these gymnax tasks). Measured (8 seeds, mean final deterministic
+# evaluation return, 2-core CPU shared with other jobs):
+# * CartPole-v1: lr 1e-3 → 499.0 after 2 M simulated steps; lr 3e-3 → 499.9 after 600 k,
+#   and 500.0 / 492.8 / 497.6 after 320 k for three seed sets (the learning test).
+# * Pendulum-v1 (2 M steps, value baseline, γ 0.9, normalized observations): N = 16 →
+#   −991, N = 4 → −878, N = 2 → −355 (still improving; more, smaller updates help most).
+#   This run took about 4 min 50 s with compilation under a load average of 10.
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(learning_rate=3e-3, total_timesteps=800_000),
-    "Pendulum-v1": dict(baseline="value", num_envs=4, gamma=0.9, learning_rate=1e-3, value_learning_rate=3e-3,
+    "Pendulum-v1": dict(baseline="value", num_envs=2, gamma=0.9, learning_rate=1e-3, value_learning_rate=3e-3,
                         init_log_std=-0.5, normalize_obs=True, total_timesteps=2_000_000, eval_every=100),
 }
 
