@@ -18,6 +18,8 @@ The update-to-data ratio is `gradient_steps / (num_envs · steps_per_update)`. E
     (4) ε-greedy exploration, ε decaying linearly from `start_epsilon` to `final_epsilon`
         over the first `exploration_fraction` of `total_timesteps`
     (5) dueling head: Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′)
+    Adam on eq. (2) after global-norm gradient clipping; the learning rate optionally
+    decays linearly towards 0 over the run (`anneal_lr`).
 
 Defaults are the RL Baselines3 Zoo's DQN settings for CartPole-v1 (lr 2.3e-3, batch 64,
 buffer 100k, learning_starts 1000, γ 0.99, target update every 10 env steps, 256 env
@@ -128,10 +130,12 @@ class Config:
         return cls(**{"env": env, **PRESETS.get(env, {}), **overrides})
 
 
-# Per-environment settings (see tests/algos/test_dqn.py for what they reach).
+# Per-environment settings (see tests/algos/test_dqn.py for what they reach). CartPole: the
+# Zoo's settings on [64, 64] networks, 4 environments × 64 steps per update, with Double DQN,
+# 3-step returns and learning-rate decay (8 seeds: mean final greedy return 323 at 50k steps).
 PRESETS: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(total_timesteps=100_000, num_envs=4, steps_per_update=64, gradient_steps=128,
-                        hidden_sizes=(64, 64), double_q=True, eval_every=10),
+    "CartPole-v1": dict(total_timesteps=50_000, num_envs=4, steps_per_update=64, gradient_steps=128,
+                        hidden_sizes=(64, 64), double_q=True, n_step=3, anneal_lr=True, eval_every=15),
 }
 
 
