@@ -12,12 +12,13 @@ env-steps/s (and gradient-updates/s for off-policy algorithms).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import learning_run, print_rows, save  # noqa: E402
+from benchmarks.common import RESULTS_DIR, hardware, learning_run, print_rows, save  # noqa: E402
 from purerl import algos  # noqa: E402
 
 FAMILIES = {
@@ -68,9 +69,16 @@ def main():
             print_rows([row])
     print()
     print_rows(rows)
-    suffix = "" if args.algos is None and args.envs is None else "_partial"
-    save(f"learning_{args.family}{suffix}", {"command": "python benchmarks/learning.py " + " ".join(sys.argv[1:]),
-                                             "rows": rows, "failures": failures})
+    # Merge into the family's results file: rows measured now replace the same (algorithm, env).
+    path = os.path.join(RESULTS_DIR, f"learning_{args.family}.json")
+    old = json.load(open(path)) if os.path.exists(path) else {"rows": []}
+    command = "python benchmarks/learning.py " + " ".join(sys.argv[1:])
+    for row in rows:
+        row["command"] = command
+        row["hardware"] = hardware()
+    fresh = {(r["algorithm"], r["env"]) for r in rows}
+    merged = [r for r in old["rows"] if (r["algorithm"], r["env"]) not in fresh] + rows
+    save(f"learning_{args.family}", {"rows": merged, "failures": failures})
 
 
 if __name__ == "__main__":
