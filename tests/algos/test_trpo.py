@@ -58,12 +58,11 @@ def test_fisher_vector_product_matches_explicit_fisher_discrete():
     # F = E_s Σ_a π(a|s) ∇log π(a|s) ∇log π(a|s)ᵀ, the expectation over actions exact.
     def log_prob(f, s, a):
         return policy.apply(unravel(f), s[None]).log_prob(jnp.asarray([a]))[0]
-    fisher = np.zeros((flat.size, flat.size))
-    for s in np.asarray(obs):
-        probs = np.asarray(policy.apply(params, s[None]).probs[0])
-        for a in range(2):
-            score = np.asarray(jax.grad(log_prob)(flat, jnp.asarray(s), a), np.float64)
-            fisher += probs[a] * np.outer(score, score) / len(obs)
+    scores = jax.jit(jax.vmap(jax.vmap(jax.grad(log_prob), (None, None, 0)), (None, 0, None)))(
+        flat, obs, jnp.arange(2))  # [state, action, P] score vectors
+    probs = np.asarray(policy.apply(params, obs).probs, np.float64)
+    scores = np.asarray(scores, np.float64)
+    fisher = np.einsum("sa,sap,saq->pq", probs, scores, scores) / len(obs)
     np.testing.assert_allclose(fv, fisher @ np.asarray(v), rtol=1e-4, atol=1e-6)
 
 
@@ -79,7 +78,7 @@ def test_fisher_vector_product_matches_explicit_fisher_gaussian():
 
     def score(a, s):
         return jax.grad(lambda f: policy.apply(unravel(f), s[None]).log_prob(a[None])[0])(flat)
-    scores = jax.vmap(lambda a_k: jax.vmap(score)(a_k, obs))(actions)  # [K, 5, P]
+    scores = jax.jit(jax.vmap(lambda a_k: jax.vmap(score)(a_k, obs)))(actions)  # [K, 5, P]
     scores = np.asarray(scores, np.float64).reshape(-1, flat.size)
     fisher = scores.T @ scores / len(scores)
     expected = fisher @ np.asarray(v, np.float64)
@@ -149,7 +148,7 @@ def test_natural_gradient_step_is_alpha_times_the_damped_fisher_solve():
     flat, unravel = ravel_pytree(state.policy_params)
     g = jax.grad(lambda f: trpo.surrogate(unravel(f), policy, obs, action, log_prob, advantages))(flat)
     old_dist = policy.apply(state.policy_params, obs)
-    kl_hessian = jax.hessian(lambda f: trpo.mean_kl(unravel(f), policy, obs, old_dist))(flat)
+    kl_hessian = jax.jit(jax.hessian(lambda f: trpo.mean_kl(unravel(f), policy, obs, old_dist)))(flat)
     expected = 0.1 * np.linalg.solve(np.asarray(kl_hessian, np.float64) + 0.1 * np.eye(flat.size),
                                      np.asarray(g, np.float64))
     np.testing.assert_allclose(ravel_pytree(new_params)[0] - flat, expected, rtol=1e-3, atol=1e-5)
