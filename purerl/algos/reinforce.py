@@ -219,7 +219,7 @@ def make_optimizers(config: Config) -> tuple[optax.GradientTransformation, optax
 class TrainState:
     params: Any  # {"policy": θ, "value": φ}
     opt_state: Any  # {"policy": ..., "value": ...}
-    env_state: envs.EnvState  # after the last batch of episodes (carries the obs-normalization statistics)
+    obs_stats: envs.RunningMeanStd  # observation-normalization statistics (every update starts from a fresh reset)
     rng: jax.Array
     update_step: jax.Array  # int32, updates done
 
@@ -285,7 +285,7 @@ def value_loss(value_params, value: Value, obs, targets, mask):
 # ----------------------------------------------------------------------------- episodes
 def collect_episodes(config: Config, policy_params, obs_stats, key: jax.Array):
     """Run `num_envs` environments from a fresh reset for `max_episode_steps` steps with
-    π_θ; the first episode of each is the sample. Returns (env_state, Episodes)."""
+    π_θ; the first episode of each is the sample. Returns (obs_stats, Episodes)."""
     env = make_env(config.env, config.normalize_obs)
     policy, _ = make_networks(config, env)
     reset_key, run_key = jax.random.split(key)
@@ -303,7 +303,7 @@ def collect_episodes(config: Config, policy_params, obs_stats, key: jax.Array):
     alive = jnp.ones(config.num_envs, jnp.float32)
     (env_state, _, _), episodes = jax.lax.scan(
         env_step, (env_state, obs, alive), jax.random.split(run_key, config.episode_steps))
-    return env_state, episodes
+    return env_state.obs_stats, episodes
 
 
 def policy_weights(config: Config, params, episodes: Episodes):
@@ -324,12 +324,12 @@ def init(config: Config, key: jax.Array) -> TrainState:
     env = make_env(config.env, config.normalize_obs)
     policy, value = make_networks(config, env)
     policy_opt, value_opt = make_optimizers(config)
-    key, policy_key, value_key, reset_key = jax.random.split(key, 4)
-    env_state, obs = env.reset(reset_key, config.num_envs)
+    key, policy_key, value_key = jax.random.split(key, 3)
+    obs = jnp.zeros((config.num_envs,) + env.obs_shape, jnp.float32)  # shapes only: each update resets
     params = {"policy": policy.init(policy_key, obs), "value": value.init(value_key, obs)}
     opt_state = {"policy": policy_opt.init(params["policy"]), "value": value_opt.init(params["value"])}
-    return TrainState(params=params, opt_state=opt_state, env_state=env_state, rng=key,
-                      update_step=jnp.zeros((), jnp.int32))
+    return TrainState(params=params, opt_state=opt_state, obs_stats=envs.RunningMeanStd.create(env.obs_shape),
+                      rng=key, update_step=jnp.zeros((), jnp.int32))
 
 
 def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
@@ -341,7 +341,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
 
     # 1. N complete episodes with the current policy (alg. 3.4/3.5 step 3).
     rng, episode_key = jax.random.split(state.rng)
-    env_state, episodes = collect_episodes(config, params["policy"], state.env_state.obs_stats, episode_key)
+    obs_stats, episodes = collect_episodes(config, params["policy"], state.obs_stats, episode_key)
 
     # 2. Returns and baseline, eqs. (1)–(4), from the parameters that collected the episodes.
     returns, baseline = policy_weights(config, params, episodes)
@@ -364,7 +364,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
     metrics["train/episode_length"] = jnp.mean(jnp.sum(episodes.mask, axis=0))
     metrics["train/valid_steps"] = jnp.sum(episodes.mask)
     metrics["train/episodes"] = jnp.asarray(config.num_envs, jnp.float32)
-    new_state = TrainState(params=new_params, opt_state=new_opt_state, env_state=env_state, rng=rng,
+    new_state = TrainState(params=new_params, opt_state=new_opt_state, obs_stats=obs_stats, rng=rng,
                            update_step=state.update_step + 1)
     return new_state, metrics
 
@@ -381,7 +381,7 @@ def evaluate(config: Config, state: TrainState) -> jax.Array:
     env = make_env(config.env, config.normalize_obs)
     key = jax.random.fold_in(state.rng, 0x5EED)  # independent of the training stream
     return run_episodes(env, functools.partial(act, config, state.params), key, config.eval_episodes,
-                        state.env_state.obs_stats)
+                        state.obs_stats)
 
 
 def train(config: Config, key: jax.Array):

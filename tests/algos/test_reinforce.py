@@ -104,7 +104,7 @@ def test_mean_baseline_reduces_gradient_variance_on_the_same_batches():
                 "rtg/mean": ("reward_to_go", "mean")}
 
     def gradients(key):
-        _, episodes = reinforce.collect_episodes(config, state.params["policy"], state.env_state.obs_stats, key)
+        _, episodes = reinforce.collect_episodes(config, state.params["policy"], state.obs_stats, key)
         out = {}
         for name, (returns, baseline) in variants.items():
             variant = config.replace(returns=returns, baseline=baseline)
