@@ -37,7 +37,7 @@ shrink 0.8 × 10, critic Adam lr 1e-3) and the RL Baselines3 Zoo's CartPole entr
 
 Usage:
     purerl train trpo --env CartPole-v1 --num-seeds 16
-    purerl train trpo --env CartPole-v1 --natural-gradient True --npg-step-size 0.05
+    purerl train trpo --env CartPole-v1 --natural-gradient --npg-step-size 0.05
     state, metrics, eval_returns = jax.jit(jax.vmap(trpo.train, in_axes=(None, 0)))(trpo.Config(), keys)
 """
 
