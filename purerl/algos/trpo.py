@@ -37,7 +37,7 @@ shrink 0.8 × 10, critic Adam lr 1e-3) and the RL Baselines3 Zoo's CartPole entr
 
 Usage:
     purerl train trpo --env CartPole-v1 --num-seeds 16
-    purerl train trpo --env CartPole-v1 --natural-gradient --npg-step-size 0.05
+    purerl train trpo --env CartPole-v1 --natural-gradient --npg-step-size 0.2
     state, metrics, eval_returns = jax.jit(jax.vmap(trpo.train, in_axes=(None, 0)))(trpo.Config(), keys)
 """
 
@@ -87,7 +87,7 @@ class Config:
     max_kl: float = 0.01  # δ, the trust-region radius in nats
     cg_damping: float = 0.1  # added to F: (F + damping·I) v
     backtrack_ratio: float = 0.8  # κ, step shrink factor of the line search
-    npg_step_size: float = 0.05  # α of the natural policy gradient (natural_gradient=True)
+    npg_step_size: float = 0.2  # α of the natural policy gradient (natural_gradient=True); CartPole, 4 seeds, 50k steps: 0.2 → 500, 0.05 → 375
     critic_learning_rate: float = 1e-3  # Adam step size of the value fit
     gamma: float = 0.99  # discount γ
     gae_lambda: float = 0.95  # GAE λ
