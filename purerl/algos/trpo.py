@@ -87,7 +87,7 @@ class Config:
     max_kl: float = 0.01  # δ, the trust-region radius in nats
     cg_damping: float = 0.1  # added to F: (F + damping·I) v
     backtrack_ratio: float = 0.8  # κ, step shrink factor of the line search
-    npg_step_size: float = 0.2  # α of the natural policy gradient (natural_gradient=True); CartPole, 4 seeds, 50k steps: 0.2 → 500, 0.05 → 375
+    npg_step_size: float = 0.2  # α of eq. (8) (CartPole, 4 seeds, 50k steps: 0.2 → 500, 0.05 → 375)
     critic_learning_rate: float = 1e-3  # Adam step size of the value fit
     gamma: float = 0.99  # discount γ
     gae_lambda: float = 0.95  # GAE λ
