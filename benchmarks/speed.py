@@ -1,13 +1,14 @@
-"""PPO on CartPole-v1: compile time, training throughput over 1–256 seeds, and the
+"""Speed. PPO on CartPole-v1: compile time, training throughput over 1–256 seeds, and the
 no-learning ceiling (the same rollout — same environment batch, same policy network,
 action sampling — without any gradient step).
 
-    python benchmarks/speed.py            # prints a table, saves benchmarks/results/speed_ppo_cartpole.json
+    python benchmarks/speed.py            # prints a table, saves benchmarks/results/speed.json
     python benchmarks/speed.py --quick    # fewer seeds and steps (a smoke run)
 
 Throughput runs use `eval_every = num_updates` (one evaluation, at the end) so that
 training and ceiling do the same environment work; the one-seed 500k-step run uses
-the default Config, evaluations included, as `purerl train` runs it.
+the default Config, evaluations included, as `purerl train` runs it. Then SAC on
+Pendulum-v1 (its preset, 20k steps) with one seed and with eight.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import hardware, save  # noqa: E402
-from purerl.algos import ppo  # noqa: E402
+from purerl.algos import ppo, sac  # noqa: E402
 
 
 def rollout_ceiling(config: ppo.Config, key):
@@ -95,8 +96,29 @@ def main():
                                       "ceiling": ceiling, "train_over_ceiling": ratio})
         print(f"{n:>6}{train['env_steps_per_second']:>16,.0f}{ceiling['env_steps_per_second']:>18,.0f}"
               f"{ratio:>8.2f}{train['compile_seconds']:>11.1f}")
+    # 3. Issue 4's target: SAC on Pendulum-v1 (preset, 20k steps): one seed, then 8 seeds.
+    sac_config = sac.Config.for_env("Pendulum-v1", total_timesteps=4_000 if args.quick else 20_000)
+    results["sac_pendulum"] = []
+    for n in (1, 8):
+        keys = jax.random.split(jax.random.PRNGKey(0), n)
+        t0 = time.perf_counter()
+        compiled = jax.jit(jax.vmap(sac.train, in_axes=(None, 0))).lower(sac_config, keys).compile()
+        t1 = time.perf_counter()
+        _, _, sac_returns = jax.block_until_ready(compiled(sac_config, keys))
+        t2 = time.perf_counter()
+        grad_steps = sac_config.num_updates * sac_config.gradient_steps_per_update * n
+        results["sac_pendulum"].append({"num_seeds": n, "total_timesteps": sac_config.total_timesteps,
+                                        "compile_seconds": t1 - t0, "run_seconds": t2 - t1,
+                                        "compile_plus_run_seconds": t2 - t0,
+                                        "gradient_updates_per_second": grad_steps / (t2 - t1),
+                                        "final_eval_return_mean": float(sac_returns[:, -1].mean())})
+        print(f"SAC Pendulum-v1 {sac_config.total_timesteps:,} steps, {n} seed(s): compile {t1 - t0:.1f} s + run "
+              f"{t2 - t1:.1f} s = {t2 - t0:.1f} s; final eval return {float(sac_returns[:, -1].mean()):.1f}")
+    one, eight = results["sac_pendulum"]
+    print(f"8 seeds / 1 seed wall time: {eight['compile_plus_run_seconds'] / one['compile_plus_run_seconds']:.2f}×")
+
     if not args.quick:
-        save("speed_ppo_cartpole", {"command": "python benchmarks/speed.py", **results})
+        save("speed", {"command": "python benchmarks/speed.py", **results})
     else:
         print(hardware())
 

@@ -1,0 +1,32 @@
+"""Render the README's algorithm table from benchmarks/results/learning_*.json (so the
+numbers in README.md are exactly the measured ones). Prints Markdown."""
+
+import json
+import os
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+ORDER = ["ppo", "a2c", "trpo", "reinforce", "actor_critic", "dqn", "sac", "td3", "ddpg"]
+
+
+def main():
+    rows = []
+    for family in ("onpolicy", "offpolicy"):
+        path = os.path.join(RESULTS, f"learning_{family}.json")
+        if os.path.exists(path):
+            rows += json.load(open(path))["rows"]
+    rows.sort(key=lambda r: (ORDER.index(r["algorithm"]) if r["algorithm"] in ORDER else 99, r["env"]))
+    print("| algorithm | env | steps/seed | seeds | final return mean | IQM [95% CI] | min / max | steps to threshold "
+          "| compile s | env steps/s | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f = r["final_return"]
+        thr = r.get("threshold")
+        reach = f"{r['steps_to_threshold']:,} (≥ {thr:g})" if r.get("steps_to_threshold") else f"not reached (≥ {thr:g})"
+        load = r.get("hardware", {}).get("load_average_1_5_15min", [float("nan")])[0]
+        print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {f['mean']:.1f} | "
+              f"{f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | {f['min']:.1f} / {f['max']:.1f} | "
+              f"{reach} | {r['compile_seconds']:.0f} | {r['env_steps_per_second']:,.0f} | {load:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
