@@ -64,6 +64,7 @@ def measure(fn, config, num_seeds, seed=0):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # show each figure as it is measured
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -87,7 +88,7 @@ def main():
     # 2. Throughput against the no-learning ceiling, per number of seeds.
     print(f"{'seeds':>6}{'train steps/s':>16}{'ceiling steps/s':>18}{'ratio':>8}{'compile s':>11}")
     for n in seed_counts:
-        steps = max(20_480, (2_000_000 if not args.quick else 200_000) // n // 512 * 512)
+        steps = max(20_480, (1_000_000 if not args.quick else 200_000) // n // 512 * 512)
         config = ppo.Config(total_timesteps=steps, eval_every=steps // 512, eval_episodes=1)
         train = measure(ppo.train, config, n)
         ceiling = measure(rollout_ceiling, config, n)
