@@ -114,11 +114,6 @@ def sweep_axes(config, *fields: str):
     return axes
 
 
-def float_fields(config_cls) -> list[str]:
-    """The sweepable (pytree-leaf) fields of a Config class."""
-    return [f.name for f in dataclasses.fields(config_cls) if f.metadata.get("pytree_node", True)]
-
-
 def to_dict(config) -> dict:
     """A JSON-friendly dict of every field."""
     out = {}
