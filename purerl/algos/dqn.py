@@ -18,6 +18,8 @@ The update-to-data ratio is `gradient_steps / (num_envs · steps_per_update)`. E
     (4) ε-greedy exploration, ε decaying linearly from `start_epsilon` to `final_epsilon`
         over the first `exploration_fraction` of `total_timesteps`
     (5) dueling head: Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′)
+    (6) optional LayerNorm after every hidden Dense (before the ReLU), which keeps TD
+        learning stable (Ba et al. 2016, arXiv:1607.06450; Gallici et al. 2024, arXiv:2407.04811)
     Adam on eq. (2) after global-norm gradient clipping; the learning rate optionally
     decays linearly towards 0 over the run (`anneal_lr`).
 
@@ -70,6 +72,7 @@ class Config:
     loss: str = static("huber")  # "huber" or "mse", eq. (2)
     double_q: bool = static(False)  # Double DQN target, eq. (1)
     dueling: bool = static(False)  # dueling head, eq. (5)
+    layer_norm: bool = static(False)  # LayerNorm in the hidden layers, eq. (6)
     n_step: int = static(1)  # n of the n-step return, eq. (1)
     anneal_lr: bool = static(False)  # decay the learning rate linearly towards 0 over training
     normalize_obs: bool = static(False)  # running observation normalization (environment option)
@@ -95,7 +98,7 @@ class Config:
         check_int(self, "learning_starts", low=0)
         check_sizes(self, "hidden_sizes")
         check_choice(self, "loss", ("huber", "mse"))
-        for name in ("double_q", "dueling", "anneal_lr", "normalize_obs"):
+        for name in ("double_q", "dueling", "layer_norm", "anneal_lr", "normalize_obs"):
             check_bool(self, name)
         if self.buffer_size < self.num_envs * max(self.n_step, 2):
             raise ValueError(f"Config.buffer_size={self.buffer_size} is invalid: must hold at least "
@@ -141,18 +144,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # ----------------------------------------------------------------------------- network
 class QNetwork(nn.Module):
-    """MLP (ReLU) → Q(s, ·) for every action; optionally a dueling head, eq. (5)."""
+    """MLP (ReLU) → Q(s, ·) for every action; optionally a dueling head, eq. (5), and
+    LayerNorm, eq. (6)."""
 
     obs_ndim: int  # trailing observation dimensions, flattened before the MLP
     num_actions: int
     hidden_sizes: Sequence[int]
     dueling: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs):
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
         for size in self.hidden_sizes:
-            x = nn.relu(nn.Dense(size)(x))
+            x = nn.Dense(size)(x)
+            x = nn.relu(nn.LayerNorm()(x) if self.layer_norm else x)
         if not self.dueling:
             return nn.Dense(self.num_actions)(x)
         value = nn.Dense(1)(x)
@@ -166,7 +172,8 @@ def make_env(env_name: str, normalize_obs: bool) -> envs.Environment:
 
 
 def make_network(config: Config, env: envs.Environment) -> QNetwork:
-    return QNetwork(obs_ndim=len(env.obs_shape), num_actions=env.action_space.n, hidden_sizes=tuple(config.hidden_sizes), dueling=config.dueling)
+    return QNetwork(obs_ndim=len(env.obs_shape), num_actions=env.action_space.n, hidden_sizes=tuple(config.hidden_sizes), dueling=config.dueling,
+                    layer_norm=config.layer_norm)
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:

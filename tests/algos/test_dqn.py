@@ -83,6 +83,19 @@ def test_dueling_head_separates_value_and_advantage():
     np.testing.assert_allclose(q.mean(axis=-1), value[:, 0], rtol=1e-5, atol=1e-5)  # mean_a A = 0
 
 
+def test_layer_norm_makes_q_invariant_to_the_scale_of_a_hidden_layer():
+    """Eq. (6): LayerNorm after each hidden Dense, so scaling that layer's kernel and bias by
+    c > 0 leaves Q unchanged; without LayerNorm Q changes."""
+    obs = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
+    for layer_norm in (True, False):
+        net = dqn.QNetwork(obs_ndim=1, num_actions=2, hidden_sizes=(8, 8), layer_norm=layer_norm)
+        params = net.init(jax.random.PRNGKey(1), obs)
+        scaled = jax.tree.map(lambda x: x, params)
+        scaled["params"]["Dense_1"] = jax.tree.map(lambda x: 3.0 * x, params["params"]["Dense_1"])
+        same = np.allclose(net.apply(params, obs), net.apply(scaled, obs), rtol=1e-4, atol=1e-4)
+        assert same == layer_norm
+        assert ("LayerNorm_0" in params["params"]) == layer_norm
+
 # ----------------------------------------------------------------------------- probes
 PROBE = dict(num_envs=4, steps_per_update=4, gradient_steps=4, batch_size=32, buffer_size=2_000,
              learning_starts=64, target_update_interval=32, hidden_sizes=(16,), learning_rate=3e-3,
@@ -126,7 +139,7 @@ def test_probe_action_learns_the_rewarded_action():
     ("env", "NoSuchEnv-v0"), ("env", "Pendulum-v1"), ("total_timesteps", 0), ("num_envs", 0),
     ("steps_per_update", 0), ("gradient_steps", -1), ("batch_size", 0), ("buffer_size", 1),
     ("learning_starts", -1), ("target_update_interval", 0), ("hidden_sizes", (0,)), ("loss", "l1"),
-    ("double_q", 1), ("dueling", "yes"), ("anneal_lr", 0), ("n_step", 0), ("normalize_obs", None), ("eval_every", 0),
+    ("double_q", 1), ("dueling", "yes"), ("layer_norm", 1), ("anneal_lr", 0), ("n_step", 0), ("normalize_obs", None), ("eval_every", 0),
     ("eval_episodes", 0), ("learning_rate", 0.0), ("gamma", 1.5), ("tau", 0.0), ("start_epsilon", 1.1),
     ("final_epsilon", -0.1), ("exploration_fraction", 0.0), ("max_grad_norm", 0.0),
 ])
