@@ -3,12 +3,13 @@ hardware description, JSON output under benchmarks/results/."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
 
 import numpy as np
+
+from purerl.report import atomic_json
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -58,8 +59,7 @@ def learning_run(algo: str, config, num_seeds: int, threshold: float | None = No
 def save(name: str, payload: dict) -> str:
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump({"hardware": hardware(), **payload}, f, indent=2, sort_keys=True)
+    atomic_json(path, {"hardware": hardware(), **payload})  # a crash leaves the earlier file intact
     print(f"saved {path}")
     return path
 

@@ -2,8 +2,9 @@
 no-learning ceiling (the same rollout — same environment batch, same policy network,
 action sampling — without any gradient step).
 
-    python benchmarks/speed.py            # prints a table, saves benchmarks/results/speed.json
-    python benchmarks/speed.py --quick    # fewer seeds and steps (a smoke run)
+    python benchmarks/speed.py                # prints a table, saves benchmarks/results/speed.json
+    python benchmarks/speed.py --parts sac    # only the SAC part (merged into speed.json)
+    python benchmarks/speed.py --quick        # fewer seeds and steps (a smoke run)
 
 Throughput runs use `eval_every = num_updates` (one evaluation, at the end) so that
 training and ceiling do the same environment work; the one-seed 500k-step run uses
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 import time
@@ -67,12 +69,29 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)  # show each figure as it is measured
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=("ppo", "sac"), default=["ppo", "sac"])
     args = parser.parse_args()
-    seed_counts = [1, 16] if args.quick else [1, 16, 64, 256]
+    results = {"ppo": measure_ppo(args.quick)} if "ppo" in args.parts else {}
+    if "sac" in args.parts:
+        results["sac_pendulum"] = measure_sac(args.quick)
+    if args.quick:
+        print(hardware())
+        return
+    # Merge with the parts measured earlier; each part records its own hardware and command.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json")
+    earlier = json.load(open(path)) if os.path.exists(path) else {}
+    command = "python benchmarks/speed.py --parts " + " ".join(args.parts)
+    parts = {**earlier.get("parts", {}),
+             **{name: {"command": command, "hardware": hardware(), **value} for name, value in results.items()}}
+    save("speed", {"parts": parts})
+
+
+def measure_ppo(quick: bool) -> dict:
+    seed_counts = [1, 16] if quick else [1, 16, 64, 256]
     results = {"single_seed_default": None, "throughput": []}
 
     # 1. The issue's target: one seed, 500k steps, default Config (evaluations included).
-    config = ppo.Config(total_timesteps=50_000 if args.quick else 500_000)
+    config = ppo.Config(total_timesteps=50_000 if quick else 500_000)
     keys = jax.random.PRNGKey(0)
     t0 = time.perf_counter()
     compiled = jax.jit(ppo.train).lower(config, keys).compile()
@@ -88,7 +107,7 @@ def main():
     # 2. Throughput against the no-learning ceiling, per number of seeds.
     print(f"{'seeds':>6}{'train steps/s':>16}{'ceiling steps/s':>18}{'ratio':>8}{'compile s':>11}")
     for n in seed_counts:
-        steps = max(20_480, (1_000_000 if not args.quick else 200_000) // n // 512 * 512)
+        steps = max(20_480, (1_000_000 if not quick else 200_000) // n // 512 * 512)
         config = ppo.Config(total_timesteps=steps, eval_every=steps // 512, eval_episodes=1)
         train = measure(ppo.train, config, n)
         ceiling = measure(rollout_ceiling, config, n)
@@ -97,9 +116,13 @@ def main():
                                       "ceiling": ceiling, "train_over_ceiling": ratio})
         print(f"{n:>6}{train['env_steps_per_second']:>16,.0f}{ceiling['env_steps_per_second']:>18,.0f}"
               f"{ratio:>8.2f}{train['compile_seconds']:>11.1f}")
-    # 3. Issue 4's target: SAC on Pendulum-v1 (preset, 20k steps): one seed, then 8 seeds.
-    sac_config = sac.Config.for_env("Pendulum-v1", total_timesteps=4_000 if args.quick else 20_000)
-    results["sac_pendulum"] = []
+    return results
+
+
+def measure_sac(quick: bool) -> list[dict]:
+    """Issue 4's target: SAC on Pendulum-v1 (preset, 20k steps): one seed, then 8 seeds."""
+    sac_config = sac.Config.for_env("Pendulum-v1", total_timesteps=4_000 if quick else 20_000)
+    results = []
     for n in (1, 8):
         keys = jax.random.split(jax.random.PRNGKey(0), n)
         t0 = time.perf_counter()
@@ -108,20 +131,16 @@ def main():
         _, _, sac_returns = jax.block_until_ready(compiled(sac_config, keys))
         t2 = time.perf_counter()
         grad_steps = sac_config.num_updates * sac_config.gradient_steps_per_update * n
-        results["sac_pendulum"].append({"num_seeds": n, "total_timesteps": sac_config.total_timesteps,
+        results.append({"num_seeds": n, "total_timesteps": sac_config.total_timesteps,
                                         "compile_seconds": t1 - t0, "run_seconds": t2 - t1,
                                         "compile_plus_run_seconds": t2 - t0,
                                         "gradient_updates_per_second": grad_steps / (t2 - t1),
                                         "final_eval_return_mean": float(sac_returns[:, -1].mean())})
         print(f"SAC Pendulum-v1 {sac_config.total_timesteps:,} steps, {n} seed(s): compile {t1 - t0:.1f} s + run "
               f"{t2 - t1:.1f} s = {t2 - t0:.1f} s; final eval return {float(sac_returns[:, -1].mean()):.1f}")
-    one, eight = results["sac_pendulum"]
+    one, eight = results
     print(f"8 seeds / 1 seed wall time: {eight['compile_plus_run_seconds'] / one['compile_plus_run_seconds']:.2f}×")
-
-    if not args.quick:
-        save("speed", {"command": "python benchmarks/speed.py", **results})
-    else:
-        print(hardware())
+    return results
 
 
 if __name__ == "__main__":

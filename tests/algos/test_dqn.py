@@ -162,11 +162,12 @@ def test_preset_and_gradient_steps_per_update():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_cartpole():
-    """8 seeds of the CartPole-v1 preset (50k env steps each, 25k gradient steps): mean final
-    greedy return ≥ 200 (measured: 323, four seeds at 500; random play scores about 22)."""
+    """8 seeds of the CartPole-v1 preset (200k env steps each, 100k gradient steps): mean final
+    greedy return ≥ 475, the issue's level (measured: 496.4, seven seeds at 500, the eighth 472;
+    random play scores about 22)."""
     config = dqn.Config.for_env("CartPole-v1")
     assert config.total_timesteps <= 200_000
     _, metrics, returns = jax.jit(jax.vmap(dqn.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 8))
     final = np.asarray(returns[:, -1]).mean(axis=-1)
     assert np.all(np.isfinite(np.asarray(metrics["loss/q"])[:, -1]))
-    assert final.mean() >= 200, final
+    assert final.mean() >= 475, final
