@@ -41,17 +41,19 @@ class ReplayBuffer:
     row: jax.Array  # int32, next row to write
     rows_filled: jax.Array  # int32, rows holding data (≤ rows)
 
+    # Leading axes of `rows_filled` are batch axes (seeds stacked by `vmap` and returned to
+    # the host): the data's row and env axes come right after them.
     @property
     def rows(self) -> int:
-        return jax.tree.leaves(self.data)[0].shape[0]
+        return jax.tree.leaves(self.data)[0].shape[jnp.ndim(self.rows_filled)]
 
     @property
     def num_envs(self) -> int:
-        return jax.tree.leaves(self.data)[0].shape[1]
+        return jax.tree.leaves(self.data)[0].shape[jnp.ndim(self.rows_filled) + 1]
 
     @property
     def size(self) -> jax.Array:
-        """Transitions stored."""
+        """Transitions stored (per seed, for a buffer stacked over seeds)."""
         return self.rows_filled * self.num_envs
 
 

@@ -115,6 +115,18 @@ def test_vmap_gives_every_seed_its_own_buffer():
         assert np.all(np.asarray(rewards[seed]) == seed)
 
 
+
+def test_shape_properties_of_a_buffer_stacked_over_seeds():
+    """A train state returned from `vmap(train)` holds a buffer with a leading seed axis:
+    rows, num_envs and size still describe one seed's buffer."""
+    def fill(_):
+        buf = buffers.create(_example(), num_envs=2, capacity=8)  # 4 rows
+        return jax.lax.scan(lambda b, t: (buffers.add(b, _step(t, 2)), None), buf, jnp.arange(3))[0]
+
+    stacked = jax.vmap(fill)(jnp.arange(5))
+    assert stacked.rows == 4 and stacked.num_envs == 2
+    np.testing.assert_array_equal(stacked.size, np.full(5, 6))
+
 def test_nbytes_counts_every_field():
     # obs 2 + next_obs 2 floats, reward float, action int32, two bools: 4*4 + 4 + 4 + 2 = 26 bytes
     assert buffers.nbytes(_example(), 1000) == 26 * 1000
