@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import hardware, save  # noqa: E402
+from benchmarks.common import RESULTS_DIR, hardware, save  # noqa: E402
 from purerl.algos import ppo, sac  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def main():
         print(hardware())
         return
     # Merge with the parts measured earlier; each part records its own hardware and command.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed.json")
+    path = os.path.join(RESULTS_DIR, "speed.json")
     earlier = json.load(open(path)) if os.path.exists(path) else {}
     command = "python benchmarks/speed.py --parts " + " ".join(args.parts)
     parts = {**earlier.get("parts", {}),
@@ -132,10 +132,9 @@ def measure_sac(quick: bool) -> dict:
         t2 = time.perf_counter()
         grad_steps = sac_config.num_updates * sac_config.gradient_steps_per_update * n
         results.append({"num_seeds": n, "total_timesteps": sac_config.total_timesteps,
-                                        "compile_seconds": t1 - t0, "run_seconds": t2 - t1,
-                                        "compile_plus_run_seconds": t2 - t0,
-                                        "gradient_updates_per_second": grad_steps / (t2 - t1),
-                                        "final_eval_return_mean": float(sac_returns[:, -1].mean())})
+                        "compile_seconds": t1 - t0, "run_seconds": t2 - t1, "compile_plus_run_seconds": t2 - t0,
+                        "gradient_updates_per_second": grad_steps / (t2 - t1),
+                        "final_eval_return_mean": float(sac_returns[:, -1].mean())})
         print(f"SAC Pendulum-v1 {sac_config.total_timesteps:,} steps, {n} seed(s): compile {t1 - t0:.1f} s + run "
               f"{t2 - t1:.1f} s = {t2 - t0:.1f} s; final eval return {float(sac_returns[:, -1].mean()):.1f}")
     one, eight = results
