@@ -1,8 +1,8 @@
 """Returns and advantages, as small pure functions over time-major arrays [T, ...].
 
-Conventions (see ALGORITHMS.md): `terminated` is 1 only on a true terminal (no
-bootstrap); an episode cut by a time limit is `truncated` and bootstraps from the
-value of its true final observation. `next_values[t]` is V(s′_t), the value of the
+Conventions (those of `purerl.envs.TimeStep`, documented in `purerl/envs/core.py`):
+`terminated` is 1 only on a true terminal (no bootstrap); an episode cut by a time
+limit is `truncated` and bootstraps from the value of its true final observation. `next_values[t]` is V(s′_t), the value of the
 true next state of transition t (for a truncated step, of its final observation).
 """
 
