@@ -21,10 +21,11 @@ step on the whole rollout. Equations:
 Options (static): `shared_network` — one MLP torso with a policy head and a value head
 (the paper's architecture) or two separate MLPs (Stable-Baselines3's default for
 vector observations); `optimizer` — "rmsprop" (the paper's; decay 0.99, ε 1e-5 as in
-SB3) or "adam"; `advantage_estimator` — "n_step" or "gae". `reward_scale` multiplies the
-rewards the agent learns from (as Brax's `reward_scaling`): one gradient step clips the
-norm of the policy and value gradients together, so a value loss on returns of
-hundreds would otherwise crowd out the policy gradient.
+SB3, with PyTorch's g/(√ν + ε), not optax's default g/√(ν + ε)) or "adam";
+`advantage_estimator` — "n_step" or "gae". `reward_scale` multiplies the rewards the
+agent learns from (as Brax's `reward_scaling`): one gradient step clips the norm of the
+policy and value gradients together, so a value loss on returns of hundreds would
+otherwise crowd out the policy gradient.
 
 Discrete actions use a categorical policy, continuous ones a diagonal Gaussian with a
 state-independent log standard deviation (actions in [−1, 1], rescaled by the
@@ -230,7 +231,8 @@ def make_network(config: Config, env: envs.Environment) -> ActorCritic:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Global-norm clipping, then RMSprop (decay `rmsprop_decay`, ε `optimizer_eps`) or Adam;
+    """Global-norm clipping, then RMSprop (decay `rmsprop_decay`, ε `optimizer_eps` added to √ν,
+    as PyTorch/SB3) or Adam;
     the learning rate optionally decays linearly to 0 over `num_updates` (one step each)."""
 
     def schedule(count):
@@ -239,7 +241,10 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
         return config.learning_rate * (1.0 - count / config.num_updates)
 
     if config.optimizer == "rmsprop":
-        step = optax.rmsprop(schedule, decay=config.rmsprop_decay, eps=config.optimizer_eps)
+        # PyTorch's RMSprop (SB3's A2C): ν ← αν + (1−α)g², θ ← θ − η g/(√ν + ε). optax's
+        # default puts ε inside the root, g/√(ν + ε): with ε = 1e-5 that floors the
+        # denominator at ≈ 3e-3 instead of 1e-5 and shrinks every small-gradient step.
+        step = optax.rmsprop(schedule, decay=config.rmsprop_decay, eps=config.optimizer_eps, eps_in_sqrt=False)
     else:
         step = optax.adam(schedule, eps=config.optimizer_eps)
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), step)

@@ -103,6 +103,43 @@ def test_a2c_loss_matches_a_hand_computation():
     np.testing.assert_allclose(grads["value"], 0.5 * -2.0 * np.mean(returns - 1.0), rtol=1e-5)
 
 
+
+def _torch_rmsprop(grads, lr, alpha, eps, max_norm):
+    """PyTorch's `torch.optim.RMSprop` (as SB3's A2C uses it: no momentum, not centered),
+    after `clip_grad_norm_`, written out in NumPy. Returns the parameter after each step."""
+    param, square_avg, params = np.zeros_like(grads[0]), np.zeros_like(grads[0]), []
+    for g in grads:
+        g = g * min(1.0, max_norm / np.linalg.norm(g))
+        square_avg = alpha * square_avg + (1 - alpha) * g**2
+        param = param - lr * g / (np.sqrt(square_avg) + eps)
+        params.append(param)
+    return params
+
+
+def test_rmsprop_matches_pytorch_eps_outside_the_root():
+    # Gradients of 1e-4…1e-1: where √ν is near ε (first entries) the ε placement matters most:
+    # g/(√ν + ε) vs optax's default g/√(ν + ε), whose floor is √1e-5 ≈ 3e-3.
+    config = a2c.Config(learning_rate=7e-4, rmsprop_decay=0.99, optimizer_eps=1e-5, max_grad_norm=0.5)
+    rng = np.random.default_rng(0)
+    grads = [np.array([1e-4, -1e-3, 1e-2, -1e-1], np.float32) * rng.uniform(0.5, 2.0, 4).astype(np.float32)
+             for _ in range(3)]
+    grads.append(np.array([3.0, 0.0, -4.0, 0.0], np.float32))  # norm 5: clipped to 0.5 first
+    expected = _torch_rmsprop(grads, 7e-4, 0.99, 1e-5, 0.5)
+
+    optimizer = a2c.make_optimizer(config)
+    param = jnp.zeros(4)
+    opt_state = optimizer.init(param)
+    for g, want in zip(grads, expected):
+        updates, opt_state = optimizer.update(jnp.asarray(g), opt_state, param)
+        param = param + updates
+        np.testing.assert_allclose(param, want, rtol=1e-5, atol=1e-10)
+    # The first step alone: g/(√(0.01 g²) + ε) ≈ 10·sign(g) for |g| ≫ ε, e.g. 1e-3 moves by
+    # ≈ 9.9·lr, where ε inside the root would give 1e-3/√(1e-8 + 1e-5) ≈ 0.32·lr.
+    first = np.asarray(a2c.make_optimizer(config).update(jnp.asarray(grads[0]), optimizer.init(jnp.zeros(4)))[0])
+    np.testing.assert_allclose(first, expected[0], rtol=1e-5)
+    eps_inside = -7e-4 * grads[0] / np.sqrt(0.01 * grads[0] ** 2 + 1e-5)
+    assert np.all(np.abs(first[:2]) > 10 * np.abs(eps_inside[:2]))
+
 def test_shared_network_has_one_torso():
     obs = jnp.zeros((3, 4))
     sizes = {}
