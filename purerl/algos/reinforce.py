@@ -11,16 +11,21 @@ first episode is the sample, and every step after that episode's end is masked o
     (2) R̄_t^n = Σ_{t≤t'<H^n} γ^{t'−t} r_{t'}^n                reward-to-go (alg. 3.5, step 4)
     (3) G_t^n = R(τ^n) for every t   (returns="trajectory")
         G_t^n = R̄_t^n                (returns="reward_to_go")
-    (4) b_t  = 0                                       (baseline="none")
-        b_t  = Σ_n m_t^n G_t^n / Σ_n m_t^n              (baseline="mean": alg. 3.5, step 5)
+    (4) b_t^n = 0                                      (baseline="none")
+        b_t^n = Σ_{j≠n} m_t^j G_t^j / Σ_{j≠n} m_t^j    (baseline="mean": alg. 3.5 step 5, leave-one-out)
         b_t^n = V_φ(s_t^n)                              (baseline="value": learned state value)
     (5) L_π = −(1/N) Σ_n Σ_t m_t^n ⊥(G_t^n − b_t^n) log π_θ(a_t^n|s_t^n) − c_H · mean_valid H(π_θ(·|s_t^n))
         (the gradient of alg. 3.4 step 4 / alg. 3.5 step 6, plus an optional entropy bonus, 0 by default)
     (6) L_V = ½ mean_valid (V_φ(s_t^n) − G_t^n)²        (baseline="value" only)
 
-The "mean" baseline averages over the episodes *still running* at step t: algorithm 3.5
-writes (1/N) Σ_n R̄_t^n without saying what an ended episode contributes; counting it
-as 0 would drag b_t towards 0 at late steps, so we average over the live ones.
+The "mean" baseline is the leave-one-out mean (RLOO: Kool et al. 2019, "Buy 4 REINFORCE
+samples, get a baseline for free!", ICLR workshop): episode n's baseline averages the
+*other* episodes' returns, so it is independent of episode n's actions and the gradient
+stays unbiased. Algorithm 3.5's plain mean (1/N) Σ_n R̄_t^n includes G_t^n itself, which
+scales that term of the gradient by (1 − 1/N) — to 0 when only one episode is left.
+The average is over the other episodes *still running* at step t (an ended episode has
+no G_t; counting it as 0 would drag b_t towards 0 at late steps); b_t^n = 0 where no
+other episode is running.
 
 Time limits: an episode cut by the time limit is truncated, not terminal. With
 baseline="value" its reward-to-go is bootstrapped, R̄_t += γ^{H−t} V_φ(s′_H) from the
@@ -77,7 +82,7 @@ class Config:
     total_timesteps: int = static(1_000_000)  # simulated env steps per seed (num_envs × max_episode_steps per update)
     num_envs: int = static(16)  # N: complete episodes per update (one per parallel environment)
     returns: str = static("reward_to_go")  # eq. (3): "trajectory" R(τ) (alg. 3.4) or "reward_to_go" R̄_t (alg. 3.5)
-    baseline: str = static("mean")  # eq. (4): "none", "mean" (alg. 3.5) or "value" (learned V_φ)
+    baseline: str = static("mean")  # eq. (4): "none", "mean" (alg. 3.5, leave-one-out) or "value" (learned V_φ)
     hidden_sizes: tuple[int, ...] = static((64, 64))  # MLP widths, policy and value alike
     activation: str = static("tanh")  # "tanh" or "relu"
     normalize_obs: bool = static(False)  # running observation normalization (environment option)
@@ -253,15 +258,16 @@ def episode_returns(rewards, mask, gamma, kind: str, bootstrap=None):
 
 
 def baselines(returns, mask, kind: str, values=None):
-    """b_t^n of eq. (4), [T, N]. "mean": the average of G_t over the episodes still running
-    at step t (0 where none is); "value": V_φ(s_t) (passed in); "none": 0."""
+    """b_t^n of eq. (4), [T, N]. "mean": the leave-one-out average of G_t^j over the other
+    episodes j ≠ n still running at step t (0 where none is); "value": V_φ(s_t) (passed
+    in); "none": 0. 0 on masked steps."""
     if kind == "none":
         return jnp.zeros_like(returns)
     if kind == "value":
         return values * mask
-    live = mask.sum(axis=1, keepdims=True)
-    mean = (returns * mask).sum(axis=1, keepdims=True) / jnp.maximum(live, 1.0)
-    return mean * mask
+    total = (returns * mask).sum(axis=1, keepdims=True)  # Σ_j m_t^j G_t^j
+    others = mask.sum(axis=1, keepdims=True) - mask  # Σ_{j≠n} m_t^j
+    return (total - returns * mask) / jnp.maximum(others, 1.0) * mask
 
 
 def policy_loss(policy_params, policy: Policy, obs, action, weights, mask, ent_coef):
