@@ -12,6 +12,11 @@ An `Environment` is a static Python object (never traced) holding pure functions
 * `obs` is already the first observation of the next episode where an episode
   ended (auto-reset); `final_obs` is the true next observation s′ of this
   transition (equal to `obs` where the episode goes on).
+* `raw_final_obs` is `final_obs` before observation normalization, and
+  `EnvState.raw_obs` the raw observation the agent acts on next: what a replay
+  buffer stores, to be normalized at sample time with the statistics of that
+  moment (as Stable-Baselines3's `VecNormalize` buffers do). Without
+  `normalize_obs` they equal `final_obs` and `obs`.
 * `episode_return`, `episode_length` — of the episode that ended at this step
   (0 elsewhere); use them with `ts.done` as a mask.
 
@@ -85,6 +90,7 @@ class EnvState:
     episode_return: jax.Array  # [num_envs] running return of the current episode
     episode_length: jax.Array  # [num_envs] int32
     obs_stats: RunningMeanStd
+    raw_obs: jax.Array  # [num_envs, *obs_shape] float32, the observation the agent acts on next, unnormalized
 
 
 @struct.dataclass
@@ -94,6 +100,7 @@ class TimeStep:
     terminated: jax.Array  # [N] bool — true terminal, no bootstrap
     truncated: jax.Array  # [N] bool — time limit, bootstrap from final_obs
     final_obs: jax.Array  # [N, *obs_shape] true next observation s′ of this transition
+    raw_final_obs: jax.Array  # [N, *obs_shape] final_obs before observation normalization
     episode_return: jax.Array  # [N] return of the episode that ended here (0 elsewhere)
     episode_length: jax.Array  # [N] int32 length of the episode that ended here (0 elsewhere)
 
@@ -156,6 +163,7 @@ class Environment:
             episode_return=jnp.zeros(num_envs, jnp.float32),
             episode_length=jnp.zeros(num_envs, jnp.int32),
             obs_stats=obs_stats,
+            raw_obs=obs,
         )
         return state, self.normalize(obs_stats, obs)
 
@@ -187,6 +195,7 @@ class Environment:
             episode_return=jnp.where(done, 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length),
             obs_stats=obs_stats,
+            raw_obs=obs,
         )
         timestep = TimeStep(
             obs=self.normalize(obs_stats, obs),
@@ -194,6 +203,7 @@ class Environment:
             terminated=terminated,
             truncated=truncated,
             final_obs=self.normalize(obs_stats, final_obs),
+            raw_final_obs=final_obs,
             episode_return=jnp.where(done, episode_return, 0.0),
             episode_length=jnp.where(done, episode_length, 0),
         )

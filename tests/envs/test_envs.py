@@ -101,6 +101,21 @@ def test_observation_normalization_statistics():
     np.testing.assert_array_equal(np.asarray(s2.obs_stats.mean), np.asarray(state.obs_stats.mean))
 
 
+def test_raw_observations_are_the_unnormalized_ones():
+    """`raw_final_obs` and `EnvState.raw_obs` are what the backend returned: equal to the
+    observations of the same rollout without normalization, and mapped onto `final_obs` /
+    `obs` by `normalize` with the statistics of that step."""
+    env = envs.make("Pendulum-v1", normalize_obs=True)
+    state, traj = _rollout(env, 4, 30, lambda o: jnp.ones((o.shape[0], 1)))
+    _, raw_traj = _rollout(envs.make("Pendulum-v1"), 4, 30, lambda o: jnp.ones((o.shape[0], 1)))
+    np.testing.assert_array_equal(np.asarray(traj.raw_final_obs), np.asarray(raw_traj.final_obs))
+    np.testing.assert_array_equal(np.asarray(state.raw_obs), np.asarray(raw_traj.obs[-1]))
+    np.testing.assert_allclose(np.asarray(env.normalize(state.obs_stats, traj.raw_final_obs[-1])),
+                               np.asarray(traj.final_obs[-1]), rtol=1e-6)
+    plain_state, obs = envs.make("CartPole-v1").reset(jax.random.PRNGKey(0), 3)
+    np.testing.assert_array_equal(np.asarray(plain_state.raw_obs), np.asarray(obs))
+
+
 def test_running_mean_std_matches_numpy():
     rng = np.random.default_rng(0)
     batches = [rng.normal(3.0, 2.0, size=(n, 2)) for n in (5, 17, 40)]
