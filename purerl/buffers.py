@@ -94,11 +94,14 @@ def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int,
     """`batch_size` n-step transitions: (Transition with the n-step discounted reward, the
     bootstrap observation as `next_obs` and whether the episode terminated on the way;
     the bootstrap discount γ^m). Starts are uniform over rows whose n − 1 successors are
-    stored. `buffer.data` must be a `Transition`."""
+    stored. Until the buffer holds n rows only the oldest row can start, and its return
+    stops at the newest stored row (m ≤ `rows_filled`): rows not yet written are never read.
+    `buffer.data` must be a `Transition`."""
     row_key, env_key = jax.random.split(key)
     oldest = (buffer.row - buffer.rows_filled) % buffer.rows
     starts = jnp.maximum(buffer.rows_filled - (n - 1), 1)
-    rows = (oldest + jax.random.randint(row_key, (batch_size,), 0, starts)) % buffer.rows
+    offset = jax.random.randint(row_key, (batch_size,), 0, starts)
+    rows = (oldest + offset) % buffer.rows
     envs = jax.random.randint(env_key, (batch_size,), 0, buffer.num_envs)
     data: Transition = buffer.data
     first = jax.tree.map(lambda x: x[rows, envs], data)
@@ -110,6 +113,7 @@ def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int,
     next_obs = first.next_obs
     for k in range(n):  # n is static and small
         step = jax.tree.map(lambda x: x[(rows + k) % buffer.rows, envs], data)
+        alive = jnp.where(offset + k < buffer.rows_filled, alive, 0.0)  # row k is stored
         live = alive > 0
         total = total + alive * discount * step.reward
         next_obs = jnp.where(live.reshape((-1,) + (1,) * (next_obs.ndim - 1)), step.next_obs, next_obs)

@@ -88,6 +88,28 @@ def test_n_step_returns_stop_at_episode_end():
     assert len(set(start.tolist())) == 6
 
 
+def test_n_step_before_n_rows_never_reads_unwritten_rows():
+    """With 2 rows stored and n = 3, a 3-step return would read an all-zero third row
+    (reward 0, next_obs 0, not terminal) and bootstrap from s = 0 with γ³. It stops at the
+    newest stored row instead: start 0, reward 1 + γ, bootstrap from step 1's s′ with γ²;
+    also after a wrap-around of a 2-row buffer."""
+    gamma = 0.5
+    buf = buffers.create(_example(), num_envs=2, capacity=8)  # 4 rows
+    for t in range(2):
+        buf = buffers.add(buf, _step(t, 2))
+    batch, discount = buffers.sample_n_step(buf, jax.random.PRNGKey(0), 64, n=3, gamma=gamma)
+    np.testing.assert_array_equal(np.asarray(batch.obs[:, 0]), 0.0)
+    np.testing.assert_allclose(np.asarray(batch.reward), 1 + gamma)
+    np.testing.assert_array_equal(np.asarray(batch.next_obs[:, 0]), 2.0)
+    np.testing.assert_allclose(np.asarray(discount), gamma**2)
+
+    one = buffers.add(buffers.create(_example(), num_envs=1, capacity=1), _step(7, 1))  # 1 row, full
+    batch, discount = buffers.sample_n_step(one, jax.random.PRNGKey(1), 8, n=3, gamma=gamma)
+    np.testing.assert_allclose(np.asarray(batch.reward), 1.0)
+    np.testing.assert_array_equal(np.asarray(batch.next_obs[:, 0]), 8.0)
+    np.testing.assert_allclose(np.asarray(discount), gamma)
+
+
 def test_one_step_sampling_matches_plain_sampling_fields():
     buf = buffers.create(_example(), num_envs=2, capacity=8)
     for t in range(4):
