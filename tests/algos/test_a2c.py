@@ -272,16 +272,23 @@ def _learn(config, seed=0, seeds=8):
 
 @pytest.mark.learning
 def test_learns_cartpole():
-    # preset: 8 envs × 5 steps, RMSprop 7e-4, n-step returns; 300k steps per seed
+    """Preset: 8 envs × 5 steps, RMSprop 7e-4 (ε outside the root), n-step returns; 300k
+    steps per seed, 8 seeds. Asserts the mean final deterministic evaluation return over
+    the seeds ≥ 475. Measured (keys = split(PRNGKey(k), 8)): k = 0 (this test), 1, 2 →
+    500.0, 500.0, 500.0, every seed 500 (the same with optax's ε-inside-the-root RMSprop)."""
     returns = _learn(a2c.Config.for_env("CartPole-v1"))
     assert returns[:, -1].mean() >= 475.0, returns[:, -1].mean(axis=-1)
 
 
 @pytest.mark.learning
 def test_learns_acrobot():
-    # preset: 16 envs × 16 steps, GAE 0.95, reward_scale 0.1; 200k steps per seed
+    """Preset: 16 envs × 16 steps, GAE 0.95, reward_scale 0.1, RMSprop; 200k steps per seed,
+    8 seeds. Asserts the mean final deterministic evaluation return ≥ −90 (Acrobot's usual
+    "solved" level is −100). Measured (keys = split(PRNGKey(k), 8)): k = 0 (this test), 1,
+    2, 3, 4 → −82.2, −84.9, −80.6, −84.7, −83.1 (worst single seed −103.6); with optax's
+    ε-inside-the-root RMSprop k = 0, 1, 2 gave −79.5, −80.7, −82.1."""
     returns = _learn(a2c.Config.for_env("Acrobot-v1"))
-    assert returns[:, -1].mean() >= -100.0, returns[:, -1].mean(axis=-1)
+    assert returns[:, -1].mean() >= -90.0, returns[:, -1].mean(axis=-1)
 
 
 # ----------------------------------------------------------------------------- brax
