@@ -14,6 +14,11 @@ from consecutive rows of one environment, stopping at an episode's end:
 
 where m ≤ n is the number of steps taken before the episode ended (or n);
 `sample_n_step` returns γ^m alongside. `sample` draws single transitions.
+
+Store raw observations (`EnvState.raw_obs`, `TimeStep.raw_final_obs`) and pass
+`normalize_obs` (e.g. `functools.partial(env.normalize, env_state.obs_stats)`) when
+sampling: a minibatch is then normalized with the statistics of the moment it is used,
+not those of the moment it was stored (Stable-Baselines3's practice).
 """
 
 from __future__ import annotations
@@ -80,23 +85,31 @@ def add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
                         rows_filled=jnp.minimum(buffer.rows_filled + 1, buffer.rows))
 
 
-def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
-    """`batch_size` items drawn uniformly (with replacement) from the stored transitions."""
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, normalize_obs=None) -> Any:
+    """`batch_size` items drawn uniformly (with replacement) from the stored transitions;
+    `normalize_obs(x)`, if given, maps their `obs` and `next_obs` (the data is then a `Transition`)."""
     row_key, env_key = jax.random.split(key)
     oldest = (buffer.row - buffer.rows_filled) % buffer.rows
     offset = jax.random.randint(row_key, (batch_size,), 0, jnp.maximum(buffer.rows_filled, 1))
     rows = (oldest + offset) % buffer.rows
     envs = jax.random.randint(env_key, (batch_size,), 0, buffer.num_envs)
-    return jax.tree.map(lambda x: x[rows, envs], buffer.data)
+    return _normalized(jax.tree.map(lambda x: x[rows, envs], buffer.data), normalize_obs)
 
 
-def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int, gamma) -> tuple[Transition, jax.Array]:
+def _normalized(batch, normalize_obs):
+    if normalize_obs is None:
+        return batch
+    return batch.replace(obs=normalize_obs(batch.obs), next_obs=normalize_obs(batch.next_obs))
+
+
+def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int, gamma, normalize_obs=None,
+                  ) -> tuple[Transition, jax.Array]:
     """`batch_size` n-step transitions: (Transition with the n-step discounted reward, the
     bootstrap observation as `next_obs` and whether the episode terminated on the way;
     the bootstrap discount γ^m). Starts are uniform over rows whose n − 1 successors are
     stored. Until the buffer holds n rows only the oldest row can start, and its return
     stops at the newest stored row (m ≤ `rows_filled`): rows not yet written are never read.
-    `buffer.data` must be a `Transition`."""
+    `buffer.data` must be a `Transition`; `normalize_obs` as in `sample`."""
     row_key, env_key = jax.random.split(key)
     oldest = (buffer.row - buffer.rows_filled) % buffer.rows
     starts = jnp.maximum(buffer.rows_filled - (n - 1), 1)
@@ -122,4 +135,4 @@ def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int,
         alive = alive * (1.0 - (step.terminated | step.truncated).astype(jnp.float32))
     out = Transition(obs=first.obs, action=first.action, reward=total, terminated=terminated,
                      truncated=jnp.zeros(batch_size, bool), next_obs=next_obs)
-    return out, discount
+    return _normalized(out, normalize_obs), discount

@@ -152,3 +152,22 @@ def test_shape_properties_of_a_buffer_stacked_over_seeds():
 def test_nbytes_counts_every_field():
     # obs 2 + next_obs 2 floats, reward float, action int32, two bools: 4*4 + 4 + 4 + 2 = 26 bytes
     assert buffers.nbytes(_example(), 1000) == 26 * 1000
+
+
+def test_sampling_normalizes_stored_raw_observations_with_the_given_statistics():
+    """Raw observations are stored; `normalize_obs` maps `obs` and `next_obs` of the sampled
+    minibatch (the statistics of the moment of sampling), and nothing else."""
+    buf = buffers.create(_example(), num_envs=2, capacity=8)
+    for t in range(4):
+        buf = buffers.add(buf, _step(t, 2))
+    key = jax.random.PRNGKey(5)
+    plain = buffers.sample(buf, key, 32)
+    scaled = buffers.sample(buf, key, 32, normalize_obs=lambda x: (x - 1.0) / 2.0)
+    np.testing.assert_allclose(np.asarray(scaled.obs), (np.asarray(plain.obs) - 1.0) / 2.0)
+    np.testing.assert_allclose(np.asarray(scaled.next_obs), (np.asarray(plain.next_obs) - 1.0) / 2.0)
+    np.testing.assert_array_equal(np.asarray(scaled.reward), np.asarray(plain.reward))
+    np.testing.assert_array_equal(np.asarray(buf.data.obs[:4, :, 0]), np.arange(4.0)[:, None] * np.ones(2))
+    n_plain, _ = buffers.sample_n_step(buf, key, 32, n=2, gamma=0.9)
+    n_scaled, _ = buffers.sample_n_step(buf, key, 32, n=2, gamma=0.9, normalize_obs=lambda x: 3.0 * x)
+    np.testing.assert_allclose(np.asarray(n_scaled.obs), 3.0 * np.asarray(n_plain.obs))
+    np.testing.assert_allclose(np.asarray(n_scaled.next_obs), 3.0 * np.asarray(n_plain.next_obs))
