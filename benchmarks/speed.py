@@ -1,4 +1,4 @@
-"""Speed. PPO on CartPole-v1: compile time, training throughput over 1–256 seeds, and the
+"""Speed. PPO on CartPole-v1: compile time, training throughput over 1–1024 seeds, and the
 no-learning ceiling (the same rollout — same environment batch, same policy network,
 action sampling — without any gradient step).
 
@@ -71,23 +71,27 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", nargs="+", choices=("ppo", "sac"), default=["ppo", "sac"])
     args = parser.parse_args()
-    results = {"ppo": measure_ppo(args.quick)} if "ppo" in args.parts else {}
+    command = "python benchmarks/speed.py --parts " + " ".join(args.parts)
+    # Each part is saved as it grows, merged with the parts measured earlier (each part records
+    # its own hardware and command), so an interrupted run keeps what it measured.
+    save_part = (lambda name, value: None) if args.quick else functools.partial(_save_part, command)
+    if "ppo" in args.parts:
+        measure_ppo(args.quick, functools.partial(save_part, "ppo"))
     if "sac" in args.parts:
-        results["sac_pendulum"] = measure_sac(args.quick)
+        save_part("sac_pendulum", measure_sac(args.quick))
     if args.quick:
         print(hardware())
-        return
-    # Merge with the parts measured earlier; each part records its own hardware and command.
+
+
+def _save_part(command: str, name: str, value: dict) -> None:
     path = os.path.join(RESULTS_DIR, "speed.json")
     earlier = json.load(open(path)) if os.path.exists(path) else {}
-    command = "python benchmarks/speed.py --parts " + " ".join(args.parts)
-    parts = {**earlier.get("parts", {}),
-             **{name: {"command": command, "hardware": hardware(), **value} for name, value in results.items()}}
+    parts = {**earlier.get("parts", {}), name: {"command": command, "hardware": hardware(), **value}}
     save("speed", {"parts": parts})
 
 
-def measure_ppo(quick: bool) -> dict:
-    seed_counts = [1, 16] if quick else [1, 16, 64, 256]
+def measure_ppo(quick: bool, save_part) -> dict:
+    seed_counts = [1, 16] if quick else [1, 16, 64, 256, 1024]
     results = {"single_seed_default": None, "throughput": []}
 
     # 1. The issue's target: one seed, 500k steps, default Config (evaluations included).
@@ -101,6 +105,7 @@ def measure_ppo(quick: bool) -> dict:
     results["single_seed_default"] = {"total_timesteps": config.total_timesteps, "compile_seconds": t1 - t0,
                                       "run_seconds": t2 - t1, "compile_plus_run_seconds": t2 - t0,
                                       "final_eval_return": float(returns[-1].mean())}
+    save_part(results)
     print(f"1 seed, {config.total_timesteps:,} steps, default config: compile {t1 - t0:.1f} s + run {t2 - t1:.1f} s "
           f"= {t2 - t0:.1f} s (final eval return {float(returns[-1].mean()):.1f})")
 
@@ -116,6 +121,7 @@ def measure_ppo(quick: bool) -> dict:
                                       "ceiling": ceiling, "train_over_ceiling": ratio})
         print(f"{n:>6}{train['env_steps_per_second']:>16,.0f}{ceiling['env_steps_per_second']:>18,.0f}"
               f"{ratio:>8.2f}{train['compile_seconds']:>11.1f}")
+        save_part(results)
     return results
 
 
