@@ -186,8 +186,8 @@ def test_leave_one_out_baseline_is_unbiased_per_time_step():
 
 def test_mean_baseline_reduces_gradient_variance_on_the_same_batches():
     """Across 64 batches of 8 CartPole episodes from one fixed initial policy, the total
-    variance of the policy-gradient estimate is lower with the averaged baseline of
-    algorithm 3.5 than without it (same batches), and lower with reward-to-go than with
+    variance of the policy-gradient estimate is lower with the (leave-one-out) mean baseline
+    of algorithm 3.5 than without it (same batches), and lower with reward-to-go than with
     the whole-trajectory return."""
     config = reinforce.Config(num_envs=8)
     state = reinforce.init(config, jax.random.PRNGKey(0))
@@ -260,16 +260,18 @@ def test_time_limit_probe_value_baseline_bootstraps_truncation():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_cartpole_learns():
-    """CartPole-v1, 8 seeds vmapped, preset (reward-to-go, mean baseline, lr 3e-3), 40 updates
-    of 16 whole episodes = 320,000 simulated env steps per seed (each update runs 16 envs ×
-    500 steps, masked after each episode). Measured mean final deterministic-evaluation
-    return over the 8 seeds: 500.0, 492.8, 497.6 for seed sets 42, 7, 123 (about 85 s with
-    compilation on the loaded 2-core machine). Threshold 460."""
+    """CartPole-v1, 8 seeds vmapped, preset (reward-to-go, leave-one-out mean baseline,
+    lr 3e-3), 40 updates of 16 whole episodes = 320,000 simulated env steps per seed (each
+    update runs 16 envs × 500 steps, masked after each episode). Asserts the mean final
+    deterministic-evaluation return over the 8 seeds ≥ 475. Measured (keys =
+    split(PRNGKey(k), 8)): k = 42 (this test), 7, 123, 0, 1 → 500.0, 500.0, 498.2, 499.0,
+    500.0 (worst single seed 485.8); about 10 s per run after a 40 s compilation. With the
+    earlier inclusive-mean baseline k = 42, 7, 123 gave 500.0, 492.8, 497.6 (threshold 460)."""
     config = reinforce.Config.for_env("CartPole-v1", total_timesteps=320_000)
     keys = jax.random.split(jax.random.PRNGKey(42), 8)
     _, _, eval_returns = jax.jit(jax.vmap(reinforce.train, in_axes=(None, 0)))(config, keys)
     assert eval_returns.shape == (8, 4, config.eval_episodes)
-    assert float(eval_returns[:, -1].mean()) >= 460.0
+    assert float(eval_returns[:, -1].mean()) >= 475.0, eval_returns[:, -1].mean(axis=-1)
 
 
 # ----------------------------------------------------------------------------- contract
