@@ -37,10 +37,11 @@ def _jsonable(x):
 
 
 def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% of `scores` (trimmed mean, 25% each side)."""
-    from scipy.stats import trim_mean
-
-    return float(trim_mean(np.asarray(scores, np.float64), 0.25))
+    """Interquartile mean: the mean of the middle 50% of `scores` (trimmed mean, 25% each
+    side: the lowest and highest ⌊n/4⌋ dropped, as `scipy.stats.trim_mean(scores, 0.25)`)."""
+    s = np.sort(np.asarray(scores, np.float64).ravel())
+    cut = int(0.25 * s.size)
+    return float(s[cut: s.size - cut].mean())
 
 
 def bootstrap_ci(scores: np.ndarray, statistic: str = "iqm", reps: int = 2000, seed: int = 0):
@@ -60,40 +61,62 @@ def bootstrap_ci(scores: np.ndarray, statistic: str = "iqm", reps: int = 2000, s
     return float(low), float(high)
 
 
-def summarize(final_returns: np.ndarray) -> dict:
-    """Statistics across seeds of each seed's final evaluation return, [num_seeds]."""
-    r = np.asarray(final_returns, np.float64)
-    low, high = bootstrap_ci(r, "iqm")
-    return {"mean": float(r.mean()), "std": float(r.std()), "iqm": iqm(r), "iqm_ci95": [low, high],
-            "min": float(r.min()), "max": float(r.max()), "num_seeds": int(r.size)}
+def summarize(final_returns: np.ndarray, seeds=None) -> dict:
+    """Statistics across seeds of each seed's final evaluation return, [num_seeds].
+
+    A non-finite return (a diverged seed: NaN or ±inf) is not averaged in; it is counted
+    and named in `nonfinite_seeds` (indices from `seeds`, default 0…n−1). The statistics
+    (mean, std, iqm, iqm_ci95, min, max) are over the `num_finite` finite seeds, and absent
+    when there are none."""
+    r = np.asarray(final_returns, np.float64).ravel()
+    seeds = np.arange(r.size) if seeds is None else np.asarray(seeds).ravel()
+    finite = np.isfinite(r)
+    out = {"num_seeds": int(r.size), "num_finite": int(finite.sum()),
+           "nonfinite_seeds": [int(s) for s in seeds[~finite]]}
+    if finite.any():
+        f = r[finite]
+        low, high = bootstrap_ci(f, "iqm")
+        out.update({"mean": float(f.mean()), "std": float(f.std()), "iqm": iqm(f), "iqm_ci95": [low, high],
+                    "min": float(f.min()), "max": float(f.max())})
+    return out
 
 
 def format_table(title: str, summary: dict, timing: dict) -> str:
-    ci = summary["iqm_ci95"]
-    lines = [
-        title,
-        "final evaluation return across seeds (deterministic policy):",
-        f"  {'mean':>9} {'IQM':>9} {'IQM 95% CI':>21} {'min':>9} {'max':>9} {'seeds':>6}",
-        f"  {summary['mean']:9.2f} {summary['iqm']:9.2f} {f'[{ci[0]:.2f}, {ci[1]:.2f}]':>21} "
-        f"{summary['min']:9.2f} {summary['max']:9.2f} {summary['num_seeds']:6d}",
-        f"env steps/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: {timing['compile_seconds']:.1f} s"
-        f"   run: {timing['run_seconds']:.1f} s",
-    ]
+    """The final table: statistics over finite seeds, and the non-finite ones named."""
+    lines = [title, "final evaluation return across seeds (deterministic policy):",
+             f"  {'mean':>9} {'IQM':>9} {'IQM 95% CI':>21} {'min':>9} {'max':>9} {'seeds':>6} {'non-finite':>10}"]
+    nonfinite = summary.get("nonfinite_seeds", [])
+    if "mean" in summary:
+        ci = summary["iqm_ci95"]
+        lines.append(f"  {summary['mean']:9.2f} {summary['iqm']:9.2f} {f'[{ci[0]:.2f}, {ci[1]:.2f}]':>21} "
+                     f"{summary['min']:9.2f} {summary['max']:9.2f} {summary['num_finite']:6d} {len(nonfinite):10d}")
+    else:
+        lines.append(f"  {'—':>9} {'—':>9} {'—':>21} {'—':>9} {'—':>9} {0:6d} {len(nonfinite):10d}")
+    if nonfinite:
+        shown = ", ".join(map(str, nonfinite[:20])) + (", …" if len(nonfinite) > 20 else "")
+        lines.append(f"  non-finite final return (diverged), not in the statistics: {len(nonfinite)} of "
+                     f"{summary['num_seeds']} seeds: {shown}")
+    lines.append(f"env steps/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: "
+                 f"{timing['compile_seconds']:.1f} s   run: {timing['run_seconds']:.1f} s")
     return "\n".join(lines)
 
 
-def save_curves(run_dir: str, env_steps: np.ndarray, eval_returns: np.ndarray, metrics: dict) -> None:
-    """`eval_returns`: [num_seeds, num_evals, episodes] → curves.npz and curves.csv
-    (one row per seed and evaluation, the mean over its episodes)."""
-    buf = _npz_bytes(env_steps=env_steps, eval_returns=eval_returns,
+def save_curves(run_dir: str, env_steps: np.ndarray, eval_returns: np.ndarray, metrics: dict,
+                evals_done: np.ndarray | None = None) -> None:
+    """`eval_returns`: [num_seeds, num_evals, episodes] → curves.npz and curves.csv (one row
+    per seed and evaluation it reached, the mean over its episodes; `nan`/`inf` written as
+    such where the seed diverged). `evals_done` [num_seeds]: evaluations each seed reached
+    (default: all)."""
+    num_seeds, num_evals = eval_returns.shape[:2]
+    evals_done = np.full(num_seeds, num_evals) if evals_done is None else np.asarray(evals_done)
+    buf = _npz_bytes(env_steps=env_steps, eval_returns=eval_returns, evals_done=evals_done,
                      **{f"metric/{k}": v for k, v in metrics.items()})
     atomic_write(os.path.join(run_dir, "curves.npz"), buf)
     rows = [["seed", "env_steps", "eval_return"]]
-    per_eval = np.nanmean(eval_returns, axis=-1)
-    for seed in range(per_eval.shape[0]):
-        for j, step in enumerate(env_steps):
-            if np.isfinite(per_eval[seed, j]):
-                rows.append([seed, int(step), float(per_eval[seed, j])])
+    per_eval = np.mean(eval_returns, axis=-1)
+    for seed in range(num_seeds):
+        for j in range(min(int(evals_done[seed]), num_evals)):
+            rows.append([seed, int(env_steps[j]), float(per_eval[seed, j])])
     import io
 
     out = io.StringIO()
@@ -109,20 +132,27 @@ def _npz_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def plot_curves(path: str, env_steps: np.ndarray, eval_returns: np.ndarray, title: str) -> None:
-    """Mean evaluation return over seeds with a 95% bootstrap band (of the mean) at each point."""
+def plot_curves(path: str, env_steps: np.ndarray, eval_returns: np.ndarray, title: str,
+                evals_done: np.ndarray | None = None) -> None:
+    """Mean evaluation return over seeds with a 95% bootstrap band (of the mean), at each
+    evaluation every seed has reached (`evals_done`, default all), over the seeds whose
+    return there is finite; the legend counts the diverged seeds left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per_seed = np.nanmean(eval_returns, axis=-1)  # [seeds, evals]
-    valid = np.all(np.isfinite(per_seed), axis=0)
-    steps, per_seed = env_steps[valid], per_seed[:, valid]
-    mean = per_seed.mean(axis=0)
-    bands = np.array([bootstrap_ci(per_seed[:, j], "mean", reps=500) for j in range(per_seed.shape[1])])
+    per_seed = np.mean(eval_returns, axis=-1)  # [seeds, evals]
+    shown = per_seed.shape[1] if evals_done is None else int(np.min(evals_done))
+    columns = [per_seed[np.isfinite(per_seed[:, j]), j] for j in range(shown)]
+    steps = np.asarray([s for s, c in zip(env_steps, columns) if c.size])
+    columns = [c for c in columns if c.size]
+    mean = np.array([c.mean() for c in columns])
+    bands = np.array([bootstrap_ci(c, "mean", reps=500) for c in columns])
+    diverged = int((~np.isfinite(per_seed[:, :shown])).any(axis=1).sum())
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, mean, label=f"mean of {per_seed.shape[0]} seeds")
+    ax.plot(steps, mean, label=f"mean of {per_seed.shape[0]} seeds"
+            + (f", {diverged} diverged (left out where non-finite)" if diverged else ""))
     if len(bands):
         ax.fill_between(steps, bands[:, 0], bands[:, 1], alpha=0.3, label="95% bootstrap CI")
     ax.set_xlabel("environment steps (per seed)")

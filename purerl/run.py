@@ -5,13 +5,18 @@
 * compiles once: `init` and one block of `update`s + evaluation, both `vmap`ped over seeds;
 * shards the seed axis over all devices (`jax.sharding`, a 1-D mesh "seed"); the seed
   count is padded up to a multiple of the device count and the padding dropped;
-  with `distributed=True`, `jax.distributed.initialize()` first (multi-host);
+  with `distributed=True`, `jax.distributed.initialize()` before any other JAX call
+  (multi-host): results are all-gathered and process 0 alone writes files and prints;
+* sizes the run from the compiled programs' `memory_analysis()`: seeds that do not fit
+  run in sequential chunks, and the chunk plan is saved so a resume keeps it;
 * shows a progress bar (env steps/s, current mean evaluation return);
 * writes `runs/<run-name>/`: `config.json` (config, options, package versions, git
   revision, devices), `checkpoints/` (orbax, atomic, the last two kept),
   `curves.npz`/`curves.csv`, `curve.png`, `results.json`; prints the final table;
 * `resume(run_dir)` continues an interrupted run from its last checkpoint and ends
-  with the same parameters as an uninterrupted run.
+  with the same parameters as an uninterrupted run;
+* a diverged seed (non-finite final evaluation return) is named in the table,
+  `results.json` and `curves.csv`, never averaged in or replaced by an earlier value.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class RunOptions:
     runs_dir: str = "runs"  # where run directories are created
     checkpoint_every: int = 10  # evaluation blocks between checkpoints (0: only at the end)
     stop_after: int | None = None  # stop after this many blocks in this invocation (resume later)
-    resume: str | None = None  # a run directory to continue (its config is used; other flags ignored)
+    resume: str | None = None  # a run directory to continue, with its saved config, options and chunk plan
     progress: bool = True  # show a progress bar
     plot: bool = True  # write curve.png
     distributed: bool = False  # call jax.distributed.initialize() (multi-host runs)
@@ -71,8 +76,9 @@ class RunResult:
     run_dir: str
     states: object  # final TrainState, leading axis num_seeds (host arrays)
     env_steps: np.ndarray  # [num_evals] environment steps per seed at each evaluation
-    eval_returns: np.ndarray  # [num_seeds, num_evals, eval_episodes]
-    summary: dict  # statistics of the final evaluation across seeds
+    eval_returns: np.ndarray  # [num_seeds, num_evals, eval_episodes]; NaN/inf where a seed diverged
+    evals_done: np.ndarray  # [num_seeds] evaluations each seed has reached (NaN beyond them means "not yet")
+    summary: dict  # statistics of the final evaluation across seeds (non-finite seeds named, not averaged)
     timing: dict
     finished: bool  # False when stopped early by `stop_after`
 
@@ -112,6 +118,7 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
     if not isinstance(config, module.Config):
         raise ValueError(f"config must be a {module.__name__}.Config, got {type(config).__name__}")
     if options.resume:
+        _check_resume_request(options.resume, algo, config, options)
         return resume(options.resume, stop_after=options.stop_after, progress=options.progress)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = options.run_name or f"{algo}-{getattr(config, 'env', 'env').replace('/', '_')}-{stamp}"
@@ -119,35 +126,79 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
     if os.path.exists(os.path.join(run_dir, "config.json")):
         raise ValueError(f"run directory {run_dir!r} already holds a run: pass --resume {run_dir} to continue it, "
                          "or choose another --run-name")
-    os.makedirs(run_dir, exist_ok=True)
+    devices = start_devices(options.distributed)
     meta = {
         "algorithm": algo,
         "config": to_dict(config),
         "options": dataclasses.asdict(options),
         "versions": package_versions(),
         "git_revision": git_revision(),
-        "devices": [str(d) for d in jax.devices()],
+        "devices": [str(d) for d in devices],
         "created": stamp,
     }
-    report.atomic_json(os.path.join(run_dir, "config.json"), meta)
-    return _run(module, algo, config, options, run_dir)
+    return _run(module, algo, config, options, run_dir, devices, new_meta=meta)
 
 
-def resume(run_dir: str, stop_after: int | None = None, progress: bool = True) -> RunResult:
-    """Continue the run in `run_dir` from its latest checkpoint."""
+def _read_meta(run_dir: str) -> dict:
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"--resume {run_dir!r}: no config.json there; not a purerl run directory")
     with open(path) as f:
-        meta = json.load(f)
+        return json.load(f)
+
+
+# Options a resumed run takes from the caller; every other one comes from the run's config.json.
+RESUME_OPTIONS = ("resume", "stop_after", "progress")
+
+
+def _check_resume_request(run_dir: str, algo: str, config, options: RunOptions) -> None:
+    """Refuse `train(algo, config, RunOptions(resume=run_dir, …))` when `algo`, `config` or
+    an option set (not left at its default) differs from what the run in `run_dir` was
+    started with: a resumed run cannot honour it."""
+    meta = _read_meta(run_dir)
+    if algo != meta["algorithm"]:
+        raise ValueError(f"--resume {run_dir!r}: that run trains {meta['algorithm']!r}, not {algo!r}")
+    changed = [k for k, v in to_dict(config).items() if json.loads(json.dumps(v)) != meta["config"].get(k)]
+    saved = meta["options"]
+    defaults = dataclasses.asdict(RunOptions())
+    changed += [k for k, v in dataclasses.asdict(options).items()
+                if k not in RESUME_OPTIONS and v != defaults[k] and v != saved.get(k)]
+    if changed:
+        raise ValueError(f"--resume {run_dir!r} continues the run with its saved config and options; it cannot "
+                         f"change {', '.join(changed)}")
+
+
+def resume(run_dir: str, stop_after: int | None = None, progress: bool = True) -> RunResult:
+    """Continue the run in `run_dir` from its latest checkpoint, with its saved config,
+    options and seed-chunk plan."""
+    meta = _read_meta(run_dir)
+    if "chunk_plan" not in meta:
+        raise ValueError(f"--resume {run_dir!r}: config.json has no chunk_plan (written by an older purerl), so "
+                         "the seeds' layout in its checkpoints is unknown; start the run again")
     module = algos.get(meta["algorithm"])
     config = from_dict(module.Config, meta["config"])
     fields = {f.name for f in dataclasses.fields(RunOptions)}
     saved = {k: v for k, v in meta["options"].items() if k in fields}
     options = RunOptions(**{**saved, "resume": None, "stop_after": stop_after, "progress": progress})
-    return _run(module, meta["algorithm"], config, options, run_dir, resuming=True)
+    devices = start_devices(options.distributed)
+    return _run(module, meta["algorithm"], config, options, run_dir, devices,
+                saved_chunk=int(meta["chunk_plan"]["chunk_size"]))
 
 
+def start_devices(distributed: bool) -> list:
+    """Every device of the run. With `distributed`, `jax.distributed.initialize()` comes
+    first (unless already done): any earlier JAX call would fix the backend to this process."""
+    if distributed and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+    return jax.devices()
+
+
+def seed_mesh(devices) -> jax.sharding.Mesh:
+    """The 1-D mesh, axis "seed", that the seeds are sharded over."""
+    return jax.sharding.Mesh(np.array(devices), ("seed",))
+
+
+# ----------------------------------------------------------------------------- memory
 def available_memory_bytes(device) -> int:
     """Free memory of `device`: the accelerator's allocator limit minus what is in use,
     or the host's available physical memory for a CPU device."""
@@ -168,11 +219,12 @@ def available_memory_bytes(device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def state_bytes_per_seed(module, config) -> int:
-    """Bytes of one seed's TrainState (parameters, optimizer, environments, replay buffer),
-    from shapes alone: nothing is compiled or allocated."""
-    shapes = jax.eval_shape(functools.partial(module.init, config), jax.random.PRNGKey(0))
-    return int(sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(shapes)))
+def program_bytes(compiled) -> int:
+    """Device memory a compiled program needs, per device: arguments + outputs +
+    temporaries (rollouts, minibatch copies, evaluation environments), less the outputs
+    that reuse donated arguments (XLA's `memory_analysis()`)."""
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
 
 
 def _size(n: float) -> str:
@@ -182,30 +234,25 @@ def _size(n: float) -> str:
         n /= 1024
 
 
-# The compiled block holds the state, its updated copy until donation completes, and
-# temporaries (rollouts, minibatches, activations): budget three states per seed.
-MEMORY_FACTOR = 3
-
-
 def plan_chunks(num_seeds: int, per_seed_bytes: int, available_bytes: int, num_devices: int,
                 on_memory: str = "chunk") -> int:
-    """Seeds per sequential chunk (a multiple of `num_devices`, or all seeds).
+    """Seeds per sequential chunk (a multiple of `num_devices`, or all seeds), given the
+    device memory one seed's compiled program needs.
 
     Raises ValueError naming the numbers when not even one seed per device fits, or
     when the run does not fit and `on_memory == "error"`."""
-    need = MEMORY_FACTOR * per_seed_bytes
     per_device = -(-num_seeds // num_devices)
-    if need * per_device <= available_bytes:
+    if per_seed_bytes * per_device <= available_bytes:
         return num_seeds
-    fit = available_bytes // need if need else per_device
-    msg = (f"{num_seeds} seeds need about {MEMORY_FACTOR} × {_size(per_seed_bytes)} per seed "
-           f"({_size(need * per_device)} per device over {num_devices} device(s)), but "
+    fit = available_bytes // per_seed_bytes if per_seed_bytes else per_device
+    msg = (f"{num_seeds} seeds need about {_size(per_seed_bytes)} per seed "
+           f"({_size(per_seed_bytes * per_device)} per device over {num_devices} device(s)), but "
            f"{_size(available_bytes)} is free per device")
     if fit < 1:
-        raise ValueError(f"out of memory before compiling: {msg}; not even one seed fits. Reduce the replay "
+        raise ValueError(f"out of memory before running: {msg}; not even one seed fits. Reduce the replay "
                          "buffer (buffer_size), num_envs or the network")
     if on_memory == "error":
-        raise ValueError(f"out of memory before compiling: {msg}. Use fewer seeds (≤ {fit * num_devices}) or "
+        raise ValueError(f"out of memory before running: {msg}. Use fewer seeds (≤ {fit * num_devices}) or "
                          "--on-memory chunk to run them in sequential chunks")
     chunk = int(fit) * num_devices
     print(f"memory: {msg}; running the seeds in {-(-num_seeds // chunk)} sequential chunks of {chunk}",
@@ -213,157 +260,340 @@ def plan_chunks(num_seeds: int, per_seed_bytes: int, available_bytes: int, num_d
     return chunk
 
 
-def _run(module, algo, config, options: RunOptions, run_dir: str, resuming: bool = False) -> RunResult:
-    import orbax.checkpoint as ocp
+# ----------------------------------------------------------------------------- compile
+@dataclasses.dataclass
+class Program:
+    """`init` and one evaluation block, compiled for `seeds` seeds sharded over a mesh."""
 
-    if options.distributed and jax.process_count() == 1:
-        jax.distributed.initialize()
-    num_seeds = options.num_seeds
-    devices = jax.devices()
-    mesh = jax.sharding.Mesh(np.array(devices), ("seed",))
+    init: object  # keys [seeds, 2] -> states
+    block: object  # (states, block index) -> (states, metrics [seeds, eval_every], returns [seeds, episodes])
+    state_info: object  # shapes and dtypes of the states
+    metrics_info: dict
+    seeds: int
+    num_devices: int
+    bytes_per_device: int  # the larger of the two programs' memory_analysis
+    compile_seconds: float
+
+
+def compile_program(module, config, mesh, seeds: int) -> Program:
+    """Trace and compile `init` and one block for `seeds` seeds (a multiple of the mesh size),
+    each traced once: the memory estimate comes from these compiled programs."""
+    t0 = time.perf_counter()
     by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
-    # Memory, before anything compiles: split the seeds into sequential chunks if needed.
-    per_seed = state_bytes_per_seed(module, config)
-    available = (int(options.memory_limit_gb * 2**30) if options.memory_limit_gb is not None
-                 else available_memory_bytes(devices[0]))
-    chunk = plan_chunks(num_seeds, per_seed, available, len(devices), options.on_memory)
-    chunk_padded = -(-chunk // len(devices)) * len(devices)
-    chunks = [list(range(i, min(i + chunk, num_seeds))) for i in range(0, num_seeds, chunk)]
-
-    n_updates, eval_every = config.num_updates, config.eval_every
-    n_blocks = num_blocks(n_updates, eval_every)
-    steps_per_update = config.env_steps_per_update
-    env_steps = np.minimum(np.arange(1, n_blocks + 1) * eval_every, n_updates) * steps_per_update
-
     def block(state, index):
         return run_block(functools.partial(module.update, config), functools.partial(module.evaluate, config),
-                         state, index, eval_every, n_updates)
+                         state, index, config.eval_every, config.num_updates)
 
-    init_fn = jax.jit(jax.vmap(functools.partial(module.init, config)), out_shardings=by_seed)
-    block_fn = jax.jit(jax.vmap(block, in_axes=(0, None)), in_shardings=(by_seed, replicated),
+    init = jax.jit(jax.vmap(functools.partial(module.init, config), axis_name="seed"), out_shardings=by_seed)
+    init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed))
+    state_info = init_lowered.out_info
+    block_fn = jax.jit(jax.vmap(block, in_axes=(0, None), axis_name="seed"), in_shardings=(by_seed, replicated),
                        out_shardings=by_seed, donate_argnums=0)
+    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32))
+    init_compiled, block_compiled = init_lowered.compile(), block_lowered.compile()
+    return Program(init=init_compiled, block=block_compiled, state_info=state_info,
+                   metrics_info=block_lowered.out_info[1], seeds=seeds, num_devices=mesh.size,
+                   bytes_per_device=max(program_bytes(init_compiled), program_bytes(block_compiled)),
+                   compile_seconds=time.perf_counter() - t0)
 
-    all_keys = np.asarray(jax.random.split(jax.random.PRNGKey(options.seed), num_seeds))
 
-    def padded(host_tree, seeds):
-        """Rows `seeds` of a host pytree, padded (repeating) to the compiled chunk size."""
-        rows = seeds + [seeds[i % len(seeds)] for i in range(chunk_padded - len(seeds))]
-        return jax.tree.map(lambda x: x[np.asarray(rows)], host_tree)
+def bytes_per_seed(program: Program) -> int:
+    """The compiled program's device memory per seed: what the chunk plan assumes."""
+    return -(-program.bytes_per_device // (program.seeds // program.num_devices))
 
-    t0 = time.perf_counter()
-    init_compiled = init_fn.lower(jax.device_put(padded(all_keys, chunks[0]), by_seed)).compile()
-    abstract = jax.eval_shape(init_fn, jax.ShapeDtypeStruct((chunk_padded, 2), jnp.uint32))
-    block_compiled = block_fn.lower(abstract, jnp.int32(0)).compile()
-    compile_seconds = time.perf_counter() - t0
 
-    # Host copies: the full state of every seed (written back at checkpoints and chunk ends)
-    # and the history, both saved in each checkpoint so a resumed run loses nothing.
-    host_states = jax.tree.map(lambda x: np.zeros((num_seeds,) + x.shape[1:], x.dtype), abstract)
-    metrics_shape = jax.eval_shape(lambda s: block(s, 0)[1], jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), abstract))
-    history = {
-        "eval_returns": np.full((num_seeds, n_blocks, config.eval_episodes), np.nan, np.float32),
-        "metrics": {k: np.full((num_seeds, n_blocks), np.nan, np.float32) for k in metrics_shape},
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: int | None) -> tuple[int, Program]:
+    """The seeds per sequential chunk and the program compiled for it.
+
+    A new run compiles for all seeds; when that program does not fit the free memory it
+    plans chunks from the program's bytes per seed and compiles for the chunk (smaller
+    again while it still does not fit). A resumed run compiles for its saved chunk size
+    and refuses when that does not fit."""
+    n_dev = mesh.size
+    available = (int(options.memory_limit_gb * 2**30) if options.memory_limit_gb is not None
+                 else available_memory_bytes(mesh.devices.flat[0]))
+    if saved_chunk is not None:
+        program = compile_program(module, config, mesh, _round_up(saved_chunk, n_dev))
+        if program.bytes_per_device > available:
+            raise ValueError(
+                f"cannot resume: this run's seed-chunk plan (chunks of {saved_chunk} seeds, saved in config.json) "
+                f"needs {_size(program.bytes_per_device)} per device over {n_dev} device(s), but "
+                f"{_size(available)} is free per device now. Free memory or use more devices")
+        return saved_chunk, program
+    program = compile_program(module, config, mesh, _round_up(options.num_seeds, n_dev))
+    chunk, seconds = options.num_seeds, program.compile_seconds
+    if program.bytes_per_device > available:
+        chunk = plan_chunks(options.num_seeds, bytes_per_seed(program), available, n_dev, options.on_memory)
+        program = compile_program(module, config, mesh, _round_up(chunk, n_dev))
+        seconds += program.compile_seconds
+    while program.bytes_per_device > available:  # the per-seed estimate was low: one seed per device less
+        if chunk <= n_dev:
+            raise ValueError(f"out of memory before running: one seed per device needs "
+                             f"{_size(program.bytes_per_device)}, but {_size(available)} is free per device")
+        chunk = _round_up(chunk, n_dev) - n_dev
+        print(f"memory: {_size(program.bytes_per_device)} per device is more than {_size(available)} free; "
+              f"chunks of {chunk} seeds instead", file=sys.stderr)
+        program = compile_program(module, config, mesh, chunk)
+        seconds += program.compile_seconds
+    return chunk, dataclasses.replace(program, compile_seconds=seconds)
+
+
+# ----------------------------------------------------------------------------- host side
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one run share. `host_states` and `history` are the host copies
+    saved in every checkpoint: the full state of every seed (written back at checkpoints
+    and chunk ends) and the evaluation/metric history."""
+
+    module: object
+    algo: str
+    config: object
+    options: RunOptions
+    run_dir: str
+    mesh: jax.sharding.Mesh
+    program: Program
+    chunks: list  # seed indices of each sequential chunk
+    host_states: object
+    history: dict
+
+    @property
+    def n_blocks(self) -> int:
+        return num_blocks(self.config.num_updates, self.config.eval_every)
+
+    @property
+    def env_steps(self) -> np.ndarray:
+        """Environment steps per seed at each evaluation."""
+        c = self.config
+        return np.minimum(np.arange(1, self.n_blocks + 1) * c.eval_every, c.num_updates) * c.env_steps_per_update
+
+    @property
+    def by_seed(self):
+        return jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
+
+
+def _is_main() -> bool:
+    """Process 0 writes the run's files and prints; the others only compute."""
+    return jax.process_index() == 0
+
+
+def _to_host(tree):
+    """Arrays → host NumPy; an array spanning processes is all-gathered first."""
+    from jax.experimental import multihost_utils
+
+    def get(x):
+        if getattr(x, "is_fully_addressable", True):
+            return np.asarray(x)
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree.map(get, tree)
+
+
+def _to_devices(host_tree, sharding):
+    """Host arrays (identical on every process) → global arrays sharded by seed."""
+    return jax.tree.map(lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index]), host_tree)
+
+
+def _empty_history(num_seeds: int, n_blocks: int, eval_episodes: int, metrics_info: dict) -> dict:
+    return {
+        "eval_returns": np.full((num_seeds, n_blocks, eval_episodes), np.nan, np.float32),
+        "metrics": {k: np.full((num_seeds, n_blocks), np.nan, np.float32) for k in metrics_info},
         "run_seconds": np.zeros((), np.float64),
         "position": np.zeros(2, np.int64),  # (chunk, blocks done in that chunk)
     }
-    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")),
-                                    options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-    if resuming and manager.latest_step() is not None:
-        restored = manager.restore(manager.latest_step(),
-                                   args=ocp.args.StandardRestore({"state": host_states, "history": history}))
-        host_states, history = jax.tree.map(np.array, (restored["state"], restored["history"]))
-    start_chunk, start_block = (int(v) for v in history["position"])
 
-    def save(step):
-        manager.save(step, args=ocp.args.StandardSave({"state": host_states, "history": history}), force=True)
-        manager.wait_until_finished()
 
-    total_blocks = len(chunks) * n_blocks
-    done_blocks = start_chunk * n_blocks + start_block
-    stop_at = total_blocks if options.stop_after is None else min(total_blocks, done_blocks + options.stop_after)
-    bar = None
-    if options.progress:
-        from tqdm.auto import tqdm
+def evals_done(chunks: list, position, n_blocks: int, num_seeds: int) -> np.ndarray:
+    """Evaluations each seed has reached, from the run's position (chunk, block): every
+    block of earlier chunks, `block` blocks of the current one, none of later ones."""
+    chunk, block = (int(v) for v in position)
+    done = np.zeros(num_seeds, np.int64)
+    for c, seeds in enumerate(chunks):
+        done[seeds] = n_blocks if c < chunk else (block if c == chunk else 0)
+    return done
 
-        bar = tqdm(total=int(env_steps[-1]) * num_seeds, unit="step", unit_scale=True, dynamic_ncols=True,
-                   desc=f"{algo} {getattr(config, 'env', '')} ×{num_seeds}")
-        bar.update(sum(int(env_steps[-1]) * len(c) for c in chunks[:start_chunk])
-                   + (int(env_steps[start_block - 1]) * len(chunks[start_chunk]) if start_block else 0))
-    t_run = time.perf_counter()
-    run_seconds_before = float(history["run_seconds"])
-    for c in range(start_chunk, len(chunks)):
-        if done_blocks >= stop_at:
+
+def _run(module, algo, config, options: RunOptions, run_dir: str, devices, new_meta: dict | None = None,
+         saved_chunk: int | None = None) -> RunResult:
+    """Plan chunks and compile, write config.json (new run) or restore (resume), run the
+    blocks with checkpoints, then write the results."""
+    mesh = seed_mesh(devices)
+    chunk, program = _plan_and_compile(module, config, options, mesh, saved_chunk)
+    num_seeds = options.num_seeds
+    chunks = [list(range(i, min(i + chunk, num_seeds))) for i in range(0, num_seeds, chunk)]
+    host_states = jax.tree.map(lambda x: np.zeros((num_seeds,) + x.shape[1:], x.dtype), program.state_info)
+    history = _empty_history(num_seeds, num_blocks(config.num_updates, config.eval_every), config.eval_episodes,
+                             program.metrics_info)
+    r = _Run(module, algo, config, options, run_dir, mesh, program, chunks, host_states, history)
+    manager = _checkpoint_manager(run_dir)
+    if new_meta is not None:  # written only now, so a run refused for memory leaves no run directory behind
+        plan = {"chunk_size": chunk, "num_chunks": len(chunks), "bytes_per_device": program.bytes_per_device,
+                "devices": mesh.size}
+        if _is_main():
+            os.makedirs(run_dir, exist_ok=True)
+            report.atomic_json(os.path.join(run_dir, "config.json"), {**new_meta, "chunk_plan": plan})
+    else:
+        _restore(r, manager)
+    done_blocks = _train_blocks(r, manager)
+    return _finish(r, done_blocks)
+
+
+def _checkpoint_manager(run_dir: str):
+    import orbax.checkpoint as ocp
+
+    return ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")),
+                                 options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+
+def _restore(r: _Run, manager) -> None:
+    """Load the latest checkpoint's host copies into `r` (none yet: start from the beginning)."""
+    import orbax.checkpoint as ocp
+
+    if manager.latest_step() is None:
+        return
+    restored = manager.restore(manager.latest_step(),
+                               args=ocp.args.StandardRestore({"state": r.host_states, "history": r.history}))
+    r.host_states, r.history = jax.tree.map(np.array, (restored["state"], restored["history"]))
+    chunk, block = (int(v) for v in r.history["position"])
+    if not (chunk < len(r.chunks) and block < r.n_blocks or (chunk, block) == (len(r.chunks), 0)):
+        raise ValueError(f"cannot resume {r.run_dir!r}: its checkpoint is at chunk {chunk}, block {block}, "
+                         f"outside the saved plan of {len(r.chunks)} chunks × {r.n_blocks} blocks")
+
+
+def _train_blocks(r: _Run, manager) -> int:
+    """Run the remaining blocks, chunk after chunk, checkpointing every `checkpoint_every`
+    blocks, at each chunk's end and where `stop_after` stops. Returns the blocks done."""
+    start_chunk, start_block = (int(v) for v in r.history["position"])
+    total_blocks = len(r.chunks) * r.n_blocks
+    done = start_chunk * r.n_blocks + start_block
+    stop_at = total_blocks if r.options.stop_after is None else min(total_blocks, done + r.options.stop_after)
+    bar = _progress_bar(r)
+    t_run, run_seconds_before = time.perf_counter(), float(r.history["run_seconds"])
+    for c in range(start_chunk, len(r.chunks)):
+        if done >= stop_at:
             break
-        seeds = chunks[c]
+        seeds = r.chunks[c]
         first = start_block if c == start_chunk else 0
-        if first == 0:
-            states = init_compiled(jax.device_put(padded(all_keys, seeds), by_seed))
-        else:
-            states = jax.device_put(padded(host_states, seeds), by_seed)
-        for i in range(first, n_blocks):
-            states, metrics, returns = block_compiled(states, jnp.int32(i))
-            returns = np.asarray(returns)[: len(seeds)]
-            history["eval_returns"][seeds, i] = returns
-            with warnings.catch_warnings():  # all-NaN metrics (e.g. no episode ended) stay NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                for k, v in metrics.items():
-                    history["metrics"][k][seeds, i] = np.nanmean(np.asarray(v, np.float32)[: len(seeds)], axis=1)
-            history["run_seconds"] = np.asarray(run_seconds_before + time.perf_counter() - t_run)
-            done_blocks += 1
+        states = _chunk_states(r, seeds, first)
+        for i in range(first, r.n_blocks):
+            states, metrics, returns = r.program.block(states, np.int32(i))
+            returns = _record(r, seeds, i, metrics, returns)
+            r.history["run_seconds"] = np.asarray(run_seconds_before + time.perf_counter() - t_run)
+            done += 1
             if bar is not None:
-                bar.update(int(env_steps[i] - (env_steps[i - 1] if i else 0)) * len(seeds))
-                bar.set_postfix(eval_return=f"{returns.mean():.1f}")
-            chunk_end = i == n_blocks - 1
-            stopping = done_blocks >= stop_at
-            periodic = options.checkpoint_every and (i + 1) % options.checkpoint_every == 0
-            if chunk_end or stopping or periodic:
-                state_host = jax.device_get(states)
-                for host_leaf, leaf in zip(jax.tree.leaves(host_states), jax.tree.leaves(state_host)):
-                    host_leaf[seeds] = np.asarray(leaf)[: len(seeds)]
-                history["position"] = np.array([c + 1, 0] if chunk_end else [c, i + 1], np.int64)
-                save(done_blocks)
+                bar.update(int(r.env_steps[i] - (r.env_steps[i - 1] if i else 0)) * len(seeds))
+                bar.set_postfix(eval_return=f"{np.nanmean(returns):.1f}", non_finite=int((~np.isfinite(returns)).sum()))
+            chunk_end, stopping = i == r.n_blocks - 1, done >= stop_at
+            if chunk_end or stopping or (r.options.checkpoint_every and (i + 1) % r.options.checkpoint_every == 0):
+                _checkpoint(r, manager, states, seeds, [c + 1, 0] if chunk_end else [c, i + 1], done)
             if stopping:
                 break
     if bar is not None:
         bar.close()
-    run_seconds = float(history["run_seconds"])
-    finished = done_blocks == total_blocks
+    return done
 
-    # Per seed, the last evaluation it reached.
-    reached = np.isfinite(history["eval_returns"][:, :, 0])
-    last = np.where(reached.any(1), reached.shape[1] - 1 - np.argmax(reached[:, ::-1], axis=1), -1)
-    done_evals = int(reached.any(0).sum())
-    final = np.array([np.nanmean(history["eval_returns"][s, j]) if j >= 0 else np.nan for s, j in enumerate(last)])
-    steps_done = int(sum(env_steps[j] for j in last if j >= 0))
-    summary = report.summarize(final[np.isfinite(final)]) if np.isfinite(final).any() else {}
+
+def _progress_bar(r: _Run):
+    if not (r.options.progress and _is_main()):
+        return None
+    from tqdm.auto import tqdm
+
+    per_seed = r.env_steps[-1]
+    done = evals_done(r.chunks, r.history["position"], r.n_blocks, r.options.num_seeds)
+    bar = tqdm(total=int(per_seed) * r.options.num_seeds, unit="step", unit_scale=True, dynamic_ncols=True,
+               desc=f"{r.algo} {getattr(r.config, 'env', '')} ×{r.options.num_seeds}")
+    bar.update(int(sum(r.env_steps[d - 1] for d in done if d)))
+    return bar
+
+
+def _chunk_states(r: _Run, seeds: list, first_block: int):
+    """The chunk's states on the devices, padded (repeating seeds) to the compiled size:
+    fresh from `init` at block 0, else from the host copy."""
+    rows = np.asarray(seeds + [seeds[i % len(seeds)] for i in range(r.program.seeds - len(seeds))])
+    if first_block == 0:
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(r.options.seed), r.options.num_seeds))
+        return r.program.init(_to_devices(keys[rows], r.by_seed))
+    return _to_devices(jax.tree.map(lambda x: x[rows], r.host_states), r.by_seed)
+
+
+def _record(r: _Run, seeds: list, block: int, metrics, returns) -> np.ndarray:
+    """Store one block's evaluation returns and mean metrics of `seeds`; returns theirs."""
+    metrics, returns = _to_host((metrics, returns))
+    returns = returns[: len(seeds)]
+    r.history["eval_returns"][seeds, block] = returns
+    with warnings.catch_warnings():  # all-NaN metrics (e.g. no episode ended) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for k, v in metrics.items():
+            r.history["metrics"][k][seeds, block] = np.nanmean(np.asarray(v, np.float32)[: len(seeds)], axis=1)
+    return returns
+
+
+def _checkpoint(r: _Run, manager, states, seeds: list, position: list, step: int) -> None:
+    """Copy the chunk's states to the host copy and save it with the history (orbax: atomic)."""
+    import orbax.checkpoint as ocp
+
+    for host_leaf, leaf in zip(jax.tree.leaves(r.host_states), jax.tree.leaves(_to_host(states))):
+        host_leaf[seeds] = leaf[: len(seeds)]
+    r.history["position"] = np.array(position, np.int64)
+    manager.save(step, args=ocp.args.StandardSave({"state": r.host_states, "history": r.history}), force=True)
+    manager.wait_until_finished()
+
+
+def final_returns(eval_returns: np.ndarray, evals: np.ndarray) -> np.ndarray:
+    """Each seed's last reached evaluation, averaged over its episodes: NaN or ±inf where
+    the seed diverged (never replaced by an earlier value); NaN where it reached none."""
+    return np.array([eval_returns[s, e - 1].mean() if e else np.nan for s, e in enumerate(evals)], np.float64)
+
+
+def _finish(r: _Run, done_blocks: int) -> RunResult:
+    """Summaries, result files (process 0) and the final table."""
+    devices = r.mesh.devices.flat
+    evals = evals_done(r.chunks, r.history["position"], r.n_blocks, r.options.num_seeds)
+    done_evals, finished = int(evals.max()), done_blocks == len(r.chunks) * r.n_blocks
+    final = final_returns(r.history["eval_returns"], evals)
+    reached = np.nonzero(evals)[0]
+    summary = report.summarize(final[reached], seeds=reached) if reached.size else {}
+    run_seconds = float(r.history["run_seconds"])
+    steps_done = int(sum(r.env_steps[e - 1] for e in evals if e))
     timing = {
-        "compile_seconds": compile_seconds,
+        "compile_seconds": r.program.compile_seconds,
         "run_seconds": run_seconds,
         "env_steps_per_second": steps_done / max(run_seconds, 1e-9),
-        "devices": len(devices),
+        "devices": r.mesh.size,
+        "processes": jax.process_count(),
         "device_kind": devices[0].device_kind,
         "platform": devices[0].platform,
-        "state_bytes_per_seed": per_seed,
-        "seed_chunks": len(chunks),
+        "program_bytes_per_device": r.program.bytes_per_device,
+        "seed_chunks": len(r.chunks),
     }
-    steps_per_seed = int(env_steps[done_evals - 1]) if done_evals else 0
-    report.save_curves(run_dir, env_steps[:done_evals], history["eval_returns"][:, :done_evals],
-                       {k: v[:, :done_evals] for k, v in history["metrics"].items()})
-    title = (f"purerl · {algo} on {getattr(config, 'env', '?')} · {num_seeds} seeds · "
-             f"{steps_per_seed:,} env steps per seed" + ("" if finished else " (stopped early; resume to continue)"))
-    report.atomic_json(os.path.join(run_dir, "results.json"), {
-        "algorithm": algo, "env": getattr(config, "env", None), "finished": finished,
+    env_steps, eval_returns = r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals]
+    if _is_main():
+        _write_results(r, final, evals, summary, timing, finished)
+    return RunResult(run_dir=r.run_dir, states=r.host_states, env_steps=env_steps, eval_returns=eval_returns,
+                     evals_done=evals, summary=summary, timing=timing, finished=finished)
+
+
+def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished: bool) -> None:
+    done_evals, env = int(evals.max()), getattr(r.config, "env", None)
+    steps_per_seed = int(r.env_steps[done_evals - 1]) if done_evals else 0
+    report.save_curves(r.run_dir, r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals],
+                       {k: v[:, :done_evals] for k, v in r.history["metrics"].items()}, evals)
+    report.atomic_json(os.path.join(r.run_dir, "results.json"), {
+        "algorithm": r.algo, "env": env, "finished": finished,
         "env_steps_per_seed": steps_per_seed, "final_eval_return": summary,
-        "final_eval_return_per_seed": final.tolist(), "timing": timing,
+        "final_eval_return_per_seed": [float(x) if np.isfinite(x) else None for x in final],
+        "evals_done_per_seed": evals.tolist(), "timing": timing,
     })
-    if options.plot and done_evals:
-        report.plot_curves(os.path.join(run_dir, "curve.png"), env_steps[:done_evals],
-                           history["eval_returns"][:, :done_evals], f"{algo} · {getattr(config, 'env', '')}")
+    if r.options.plot and done_evals:
+        report.plot_curves(os.path.join(r.run_dir, "curve.png"), r.env_steps[:done_evals],
+                           r.history["eval_returns"][:, :done_evals], f"{r.algo} · {env or ''}", evals)
+    title = (f"purerl · {r.algo} on {env or '?'} · {r.options.num_seeds} seeds · {steps_per_seed:,} env steps "
+             "per seed" + ("" if finished else " (stopped early; resume to continue)"))
     if summary:
         print(report.format_table(title, summary, timing))
-    print(f"results: {run_dir}")
-    return RunResult(run_dir=run_dir, states=host_states, env_steps=env_steps[:done_evals],
-                     eval_returns=history["eval_returns"][:, :done_evals], summary=summary, timing=timing,
-                     finished=finished)
+    print(f"results: {r.run_dir}")

@@ -102,34 +102,131 @@ def test_sharded_over_four_devices_equals_one_device(uninterrupted, tmp_path):
     np.testing.assert_allclose(multi["returns"], uninterrupted.eval_returns)
 
 
+# ----------------------------------------------------------------------------- diverged seeds
+def test_diverged_seed_is_named_not_hidden(tmp_path, monkeypatch, capsys):
+    """Seed 1's evaluation return turns NaN from the third evaluation on: it is reported as
+    non-finite (table, results.json, CSV), never as its last finite value, and the
+    statistics are over the other seeds."""
+    import jax.numpy as jnp
+
+    real_block = run.run_block
+
+    def diverging_block(update, evaluate_fn, state, index, size, total):
+        state, metrics, returns = real_block(update, evaluate_fn, state, index, size, total)
+        diverged = (jax.lax.axis_index("seed") == 1) & (index >= 2)
+        return state, metrics, jnp.where(diverged, jnp.nan, returns)
+
+    monkeypatch.setattr(run, "run_block", diverging_block)
+    result = run.train("ppo", SMALL, _opts(tmp_path, "nan", num_seeds=3))
+    out = capsys.readouterr().out
+    assert "non-finite final return (diverged), not in the statistics: 1 of 3 seeds: 1" in out
+    results = json.load(open(tmp_path / "nan" / "results.json"))
+    per_seed = results["final_eval_return_per_seed"]
+    assert per_seed[1] is None and per_seed[0] is not None and per_seed[2] is not None
+    summary = results["final_eval_return"]
+    assert summary["nonfinite_seeds"] == [1] and summary["num_finite"] == 2 and summary["num_seeds"] == 3
+    assert np.isclose(summary["mean"], (per_seed[0] + per_seed[2]) / 2)
+    assert result.summary == summary and list(result.evals_done) == [4, 4, 4]
+    rows = [r.split(",") for r in open(tmp_path / "nan" / "curves.csv").read().splitlines()[1:]]
+    assert len(rows) == 3 * 4
+    assert [r[2] for r in rows if r[0] == "1"][2:] == ["nan", "nan"]
+    assert os.path.getsize(tmp_path / "nan" / "curve.png") > 0
+
+
+def test_summarize_names_nonfinite_seeds_and_iqm_matches_trimmed_mean():
+    from scipy.stats import trim_mean  # a dependency of rliable; purerl itself uses numpy
+
+    from purerl import report
+
+    s = report.summarize(np.array([1.0, np.nan, 3.0, np.inf, 2.0]), seeds=[10, 11, 12, 13, 14])
+    assert s["nonfinite_seeds"] == [11, 13] and s["num_finite"] == 3 and s["mean"] == 2.0
+    assert "mean" not in report.summarize(np.array([np.nan]))
+    for n in range(1, 12):
+        x = np.random.default_rng(n).normal(size=n)
+        assert np.isclose(report.iqm(x), trim_mean(x, 0.25))
+
+
 # ----------------------------------------------------------------------------- memory
 def test_plan_chunks():
     gib = 2**30
     assert run.plan_chunks(16, gib // 100, 10 * gib, 1) == 16  # fits: one chunk
-    assert run.plan_chunks(16, gib, 10 * gib, 1) == 3  # 3 GiB per seed, 10 GiB free: 3 seeds per chunk
-    assert run.plan_chunks(16, gib, 10 * gib, 2) == 6  # 3 per device, 2 devices
+    assert run.plan_chunks(16, gib, 10 * gib, 1) == 10  # 1 GiB per seed, 10 GiB free: 10 seeds per chunk
+    assert run.plan_chunks(16, 2 * gib, 10 * gib, 2) == 10  # 5 per device, 2 devices
     with pytest.raises(ValueError, match="not even one seed fits"):
-        run.plan_chunks(4, 4 * gib, 10 * gib, 1)
-    with pytest.raises(ValueError, match=r"16 seeds need about 3 × 1.0 GiB per seed .* 10.0 GiB is free"):
+        run.plan_chunks(4, 11 * gib, 10 * gib, 1)
+    with pytest.raises(ValueError, match=r"16 seeds need about 1.0 GiB per seed .* 10.0 GiB is free"):
         run.plan_chunks(16, gib, 10 * gib, 1, on_memory="error")
 
 
-def test_state_bytes_counts_the_whole_train_state():
-    per_seed = run.state_bytes_per_seed(ppo, SMALL)
-    state = jax.jit(ppo.init, static_argnums=())(SMALL, jax.random.PRNGKey(0))
-    assert per_seed == sum(x.nbytes for x in jax.tree.leaves(state))
+def _mesh():
+    return run.seed_mesh(jax.devices()[:1])
 
 
-def test_run_in_sequential_chunks_matches_one_chunk(uninterrupted, tmp_path, capsys):
-    per_seed = run.state_bytes_per_seed(ppo, SMALL)
-    limit = run.MEMORY_FACTOR * per_seed * 1.5 / 2**30  # room for one seed at a time
-    chunked = run.train("ppo", SMALL, _opts(tmp_path, "chunked", num_seeds=3, memory_limit_gb=limit, plot=False))
-    assert chunked.timing["seed_chunks"] == 3
-    assert "3 sequential chunks of 1" in capsys.readouterr().err
-    for a, b in zip(jax.tree.leaves(uninterrupted.states), jax.tree.leaves(chunked.states)):
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_memory_estimate_is_within_2x_of_the_compiled_program(algo):
+    """The per-seed estimate the chunk plan uses (from the program compiled for 4 seeds)
+    is within 2× of what the program compiled for one seed needs (XLA memory_analysis:
+    arguments + outputs + temporaries), the rollout and the replay buffer included."""
+    from purerl.algos import sac
+
+    config = (ppo.Config(num_envs=16, num_steps=64, total_timesteps=16 * 64 * 2, num_minibatches=2, update_epochs=1,
+                         hidden_sizes=(16,), eval_every=1, eval_episodes=2) if algo == "ppo" else
+              sac.Config(total_timesteps=200, buffer_size=2000, batch_size=64, learning_starts=50,
+                         hidden_sizes=(16,), eval_every=100, eval_episodes=2))
+    module = ppo if algo == "ppo" else sac
+    estimate = run.bytes_per_seed(run.compile_program(module, config, _mesh(), 4))
+    used = run.compile_program(module, config, _mesh(), 1).bytes_per_device
+    assert used / 2 <= estimate <= 2 * used, (estimate, used)
+    if algo == "ppo":  # the rollout alone: observations and final observations of 16 envs × 64 steps
+        assert estimate > 2 * 16 * 64 * 4 * 4
+
+
+@pytest.fixture(scope="module")
+def one_seed_memory(uninterrupted):
+    """Free memory (bytes) that holds the SMALL program for one seed but not for two."""
+    three = uninterrupted.timing["program_bytes_per_device"]  # compiled for all 3 seeds
+    one = run.compile_program(ppo, SMALL, _mesh(), 1).bytes_per_device
+    limit = max(one, int(1.2 * three / 3))
+    assert limit < 2 * three // 3
+    return limit
+
+
+def test_chunked_run_resumed_under_other_memory_keeps_its_chunk_plan(uninterrupted, one_seed_memory, tmp_path,
+                                                                     monkeypatch, capsys):
+    """A run planned in 3 chunks of 1 seed, stopped in its second chunk, resumes in the
+    same chunks when more memory is free (and matches the uninterrupted run), and is
+    refused, touching nothing, when its chunks no longer fit."""
+    monkeypatch.setattr(run, "available_memory_bytes", lambda device: one_seed_memory)
+    first = run.train("ppo", SMALL, _opts(tmp_path, "chunked", num_seeds=3, plot=False, stop_after=5,
+                                          checkpoint_every=1))
+    assert "3 sequential chunks of 1" in capsys.readouterr().err and not first.finished
+    meta = json.load(open(os.path.join(first.run_dir, "config.json")))
+    assert meta["chunk_plan"]["chunk_size"] == 1 and meta["chunk_plan"]["num_chunks"] == 3
+    np.testing.assert_array_equal(first.evals_done, [4, 1, 0])
+
+    def snapshot():
+        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(first.run_dir) for f in fs)
+        return {f: open(f, "rb").read() for f in files}
+
+    before = snapshot()
+    monkeypatch.setattr(run, "available_memory_bytes", lambda device: one_seed_memory // 4)
+    with pytest.raises(ValueError, match=r"cannot resume: this run's seed-chunk plan \(chunks of 1 seeds"):
+        run.resume(first.run_dir, progress=False)
+    assert snapshot() == before  # a refused resume leaves checkpoints and results as they were
+
+    monkeypatch.setattr(run, "available_memory_bytes", lambda device: 2**40)
+    resumed = run.resume(first.run_dir, progress=False)
+    assert resumed.finished and resumed.timing["seed_chunks"] == 3
+    for a, b in zip(jax.tree.leaves(uninterrupted.states), jax.tree.leaves(resumed.states)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # batch size 1 vs 3: rounding only
+    np.testing.assert_allclose(resumed.eval_returns, uninterrupted.eval_returns, rtol=1e-5)
+
+
+def test_memory_refusal_names_the_numbers_and_writes_nothing(one_seed_memory, tmp_path):
+    limit = one_seed_memory / 2**30
     with pytest.raises(ValueError, match="Use fewer seeds"):
         run.train("ppo", SMALL, _opts(tmp_path, "refused", num_seeds=3, memory_limit_gb=limit, on_memory="error"))
+    assert not os.path.exists(tmp_path / "refused" / "config.json")
 
 
 @pytest.mark.parametrize("field,value", [("num_seeds", 0), ("checkpoint_every", -1), ("stop_after", 0),
@@ -170,3 +267,4 @@ def test_cli_env_preset_defaults():
     config = ppo.Config.for_env("Pendulum-v1")
     assert config.gamma == 0.9 and config.normalize_obs and config.env == "Pendulum-v1"
     assert ppo.Config.for_env("Pendulum-v1", gamma=0.95).gamma == 0.95
+
