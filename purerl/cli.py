@@ -52,15 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from purerl import run
 
-    resume_dir = _flag_value(flags, "--resume")
-    if resume_dir:
-        stop_after = _flag_value(flags, "--stop-after")
-        try:
-            run.resume(resume_dir, stop_after=int(stop_after) if stop_after else None)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return 0
+    if _flag_value(flags, "--resume"):
+        return _resume(algo, flags)
 
     import tyro
 
@@ -81,7 +74,54 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # a Config or RunOptions field failed validation
         print(f"error: {error}", file=sys.stderr)
         return 2
-    run.train(algo, config, options)
+    try:
+        run.train(algo, config, options)
+    except ValueError as error:  # run directory taken, out of memory, …: no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# The flags `--resume` honours; a resumed run takes everything else from its config.json.
+RESUME_FLAGS = {"--resume": True, "--stop-after": True, "--progress": False, "--no-progress": False}
+
+
+def _resume(algo: str, flags: list[str]) -> int:
+    """`purerl train ALGORITHM --resume RUN_DIR [--stop-after N] [--no-progress]`: refuse
+    any other flag, and an ALGORITHM that is not the run's, instead of ignoring them."""
+    import json
+    import os
+
+    from purerl import run
+
+    values, refused, i = {}, [], 0
+    while i < len(flags):
+        name, _, inline = flags[i].partition("=")
+        if not name.startswith("-"):  # the value of a refused flag
+            i += 1
+            continue
+        if name not in RESUME_FLAGS:
+            refused.append(name)
+        elif RESUME_FLAGS[name] and not inline:
+            i += 1
+            inline = flags[i] if i < len(flags) else ""
+        values[name] = inline
+        i += 1
+    if refused:
+        print(f"error: --resume continues a run with the config and options saved in its config.json; it cannot "
+              f"honour {', '.join(refused)} (allowed with --resume: --stop-after, --progress/--no-progress)",
+              file=sys.stderr)
+        return 2
+    try:
+        stop_after = int(values["--stop-after"]) if values.get("--stop-after") else None
+        path = os.path.join(values["--resume"], "config.json")
+        saved = json.load(open(path))["algorithm"] if os.path.exists(path) else algo
+        if saved != algo:
+            raise ValueError(f"--resume {values['--resume']!r}: that run trains {saved!r}, not {algo!r}")
+        run.resume(values["--resume"], stop_after=stop_after, progress="--no-progress" not in values)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

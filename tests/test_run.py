@@ -268,3 +268,26 @@ def test_cli_env_preset_defaults():
     assert config.gamma == 0.9 and config.normalize_obs and config.env == "Pendulum-v1"
     assert ppo.Config.for_env("Pendulum-v1", gamma=0.95).gamma == 0.95
 
+
+def test_cli_errors_from_the_runner_are_one_line_with_exit_code_2(uninterrupted, tmp_path, capsys):
+    runs_dir, name = os.path.split(uninterrupted.run_dir)
+    assert cli.main(["train", "ppo", "--runs-dir", runs_dir, "--run-name", name, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run directory") and "Traceback" not in err
+    tiny = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--num-minibatches", "1",
+            "--hidden-sizes", "8", "--eval-episodes", "1"]
+    assert cli.main(["train", "ppo", *tiny, "--runs-dir", str(tmp_path), "--run-name", "oom", "--no-progress",
+                     "--memory-limit-gb", "1e-9", "--on-memory", "error"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory before running") and "Traceback" not in err
+
+
+def test_cli_resume_refuses_what_it_cannot_honour(uninterrupted, capsys):
+    d = uninterrupted.run_dir
+    assert cli.main(["train", "ppo", "--resume", d, "--gamma", "0.9", "--num-seeds=4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot honour --gamma, --num-seeds" in err
+    assert cli.main(["train", "sac", "--resume", d]) == 2
+    assert "that run trains 'ppo', not 'sac'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="cannot change gamma, num_seeds"):
+        run.train("ppo", SMALL.replace(gamma=0.9), run.RunOptions(resume=d, num_seeds=7, progress=False))
