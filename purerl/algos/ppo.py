@@ -15,8 +15,10 @@ One `update` = collect `num_steps` steps from `num_envs` parallel environments, 
 Discrete actions use a categorical policy, continuous ones a diagonal Gaussian with a
 state-independent log standard deviation (actions in [−1, 1], rescaled by the
 environment). Defaults follow PureJaxRL's CartPole settings (which match CleanRL's
-`ppo.py`); `PRESETS` holds settings for other environments, from the RL Baselines3 Zoo
-where it has them.
+`ppo.py`), the clipped value loss of eq. (3) included: without it, 24 seeds on CartPole-v1
+(500k steps, 3 key sets) ended at 442–462 mean with seeds as low as 163; with it, all 24
+reached 500 (see tests/algos/test_ppo.py). `PRESETS` holds settings for other environments,
+from the RL Baselines3 Zoo where it has them.
 
 Usage:
     purerl train ppo --env CartPole-v1 --num-seeds 16
@@ -60,7 +62,7 @@ class Config:
     activation: str = static("tanh")  # "tanh" or "relu"
     anneal_lr: bool = static(True)  # decay the learning rate linearly to 0 over training
     normalize_advantages: bool = static(True)  # per-minibatch advantage standardization
-    clip_value_loss: bool = static(False)  # use the clipped value loss of eq. (3)
+    clip_value_loss: bool = static(True)  # use the clipped value loss of eq. (3), as PureJaxRL and CleanRL do
     normalize_obs: bool = static(False)  # running observation normalization (environment option)
     eval_every: int = static(25)  # updates between deterministic evaluations
     eval_episodes: int = static(8)  # episodes per evaluation
@@ -113,11 +115,11 @@ class Config:
 
 
 # Per-environment settings. Pendulum: RL Baselines3 Zoo's PPO entry (γ 0.9, lr 1e-3,
-# 10 epochs, no entropy bonus) adapted to more, shorter rollouts.
+# 10 epochs, no entropy bonus, SB3's unclipped value loss) adapted to more, shorter rollouts.
 PRESETS: dict[str, dict[str, Any]] = {
     "Pendulum-v1": dict(total_timesteps=1_000_000, num_envs=16, num_steps=128, update_epochs=10,
                         num_minibatches=16, gamma=0.9, learning_rate=1e-3, ent_coef=0.0, normalize_obs=True,
-                        eval_every=50),
+                        clip_value_loss=False, eval_every=50),
     "Acrobot-v1": dict(ent_coef=0.0, total_timesteps=500_000),
     "MountainCarContinuous-v0": dict(normalize_obs=True, ent_coef=0.0),
 }

@@ -192,11 +192,17 @@ def test_total_timesteps_smaller_than_one_rollout_is_rejected():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_cartpole_8_seeds():
-    """CartPole-v1, 500k steps per seed, default Config: mean final evaluation return ≥ 475."""
+    """CartPole-v1, 500k steps per seed, default Config: mean final evaluation return ≥ 490 and
+    every seed ≥ 400 (issue 15's goal for the demo configuration).
+
+    Measured (jax 0.9.2, AMD EPYC 2-core): every one of 8 seeds at 500 for each of the key
+    sets PRNGKey(42), PRNGKey(0) and PRNGKey(1). Without the clipped value loss (the default
+    before) the same key sets gave means 462, 442 and 460 and seeds as low as 163.
+    """
     keys = jax.random.split(jax.random.PRNGKey(42), 8)
     _, _, returns = jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(ppo.Config(), keys)
     final = np.asarray(returns[:, -1].mean(-1))
-    assert final.mean() >= 475, final
+    assert final.mean() >= 490 and final.min() >= 400, final
 
 
 @pytest.mark.learning
