@@ -5,13 +5,19 @@ full time limit and returns the undiscounted return of each (the first episode i
 each slot; later auto-reset episodes are masked out).
 
 `train_loop` is `lax.scan` of an algorithm's `update`, with an evaluation after
-every `eval_every` updates and once more at the end. It is written as scans of
-fixed length (no `lax.cond`), so under `vmap` the evaluation runs only at its
-interval. The runner calls `run_block` directly, one block per host step.
+every `eval_every` updates and once more at the end: a scan of blocks, each a scan
+of updates then one evaluation, so the evaluation runs only at its interval with no
+branch. The runner calls `run_block` directly, one block per host step.
+
+Under `vmap` over seeds every counter in the train state is batched, and a `lax.cond`
+on one becomes a `select` that runs both branches. So `run_block` hands an update that
+takes an `update_index` keyword the update's number, `block_index · block_size + i`,
+which is never batched: the algorithm's learning gates on it are real branches.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import jax
@@ -50,18 +56,30 @@ def run_block(update: Callable, evaluate_fn: Callable, state, block_index, block
     a final, partial block are skipped), then `evaluate_fn(state) -> returns`.
 
     Returns (state, metrics stacked over the block (NaN where skipped), returns).
-    `block_index` must not be batched under `vmap`: the skip is then a real branch.
+    `block_index` must not be batched under `vmap`: the skip is then a real branch, and so
+    are the gates of an `update(state, update_index=None)`, which gets the update's number.
     """
     _, metrics_shape = jax.eval_shape(update, state)
     nan_metrics = jax.tree.map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics_shape)
+    takes_index = accepts_update_index(update)
 
     def step(s, i):
+        index = block_index * block_size + i
+        run = (lambda s: update(s, update_index=index)) if takes_index else update
         if total_updates % block_size == 0:  # every block is full: no branch needed
-            return update(s)
-        return jax.lax.cond(block_index * block_size + i < total_updates, update, lambda s: (s, nan_metrics), s)
+            return run(s)
+        return jax.lax.cond(index < total_updates, run, lambda s: (s, nan_metrics), s)
 
     state, metrics = jax.lax.scan(step, state, jnp.arange(block_size))
     return state, metrics, evaluate_fn(state)
+
+
+def accepts_update_index(update: Callable) -> bool:
+    """Whether `update` (e.g. `functools.partial(module.update, config)`) takes `update_index`."""
+    try:
+        return "update_index" in inspect.signature(update).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def num_blocks(num_updates: int, eval_every: int) -> int:
