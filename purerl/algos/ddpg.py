@@ -112,6 +112,11 @@ class Config:
         return self.total_timesteps // self.env_steps_per_update
 
     @property
+    def first_learning_update(self) -> int:
+        """Index of the first update that learns: the first whose collection reaches `learning_starts`."""
+        return max(-(-self.learning_starts // self.env_steps_per_update), 1) - 1
+
+    @property
     def buffer_capacity(self) -> int:
         """Transitions the replay buffer holds per seed (never more than a run produces)."""
         return min(self.buffer_size, self.total_timesteps)
@@ -269,12 +274,16 @@ def init(config: Config, key: jax.Array) -> TrainState:
         update_step=jnp.zeros((), jnp.int32), gradient_step=jnp.zeros((), jnp.int32))
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
+def update(config: Config, state: TrainState, update_index=None) -> tuple[TrainState, dict]:
     """Collect `num_steps` steps of every environment into the buffer, then take
-    `gradient_steps` gradient steps (none before `learning_starts` env steps)."""
+    `gradient_steps` gradient steps (none before `learning_starts` env steps).
+
+    `update_index` is `state.update_step` (the default) given unbatched: `evaluation.run_block`
+    passes it so that under `vmap` over seeds the learning gate is a real branch."""
     env = make_env(config.env)
     actor, _ = make_networks(config, env)
-    env_steps = state.update_step * config.env_steps_per_update  # before this update
+    index = state.update_step if update_index is None else update_index
+    env_steps = index * config.env_steps_per_update  # before this update
     random_phase = env_steps < config.learning_starts
 
     # 1. Collect with eq. (1), uniform random actions during the learning-starts phase.
@@ -291,23 +300,25 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
 
     (env_state, obs, buffer, rng), (episode_return, done) = jax.lax.scan(
         env_step, (state.env_state, state.obs, state.buffer, state.rng), None, length=config.num_steps)
-    state = state.replace(env_state=env_state, obs=obs, buffer=buffer)
 
-    # 2. Learn once the buffer holds `learning_starts` transitions. Under `vmap(train)` the
-    #    counter is not batched and this is a real branch; otherwise both sides run.
-    def learn(state, keys):
-        def step(state, key):
-            return gradient_step(config, state, buffers.sample(state.buffer, key, config.batch_size))
+    # 2. Learn once the buffer holds `learning_starts` transitions. The gate derives from
+    #    `index`, unbatched when `run_block` passes it: a real branch under `vmap`. The buffer
+    #    is only read (closed over), never a branch's operand to select.
+    def learn(learner, keys):
+        def step(learner, key):
+            return gradient_step(config, learner, buffers.sample(buffer, key, config.batch_size))
 
-        return jax.lax.scan(step, state, keys)
+        return jax.lax.scan(step, learner, keys)
 
-    def skip(state, keys):
+    def skip(learner, keys):
         nan = jnp.full((config.gradient_steps,), jnp.nan)
-        return state, {"loss/critic": nan, "loss/actor": nan, "q": nan}
+        return learner, {"loss/critic": nan, "loss/actor": nan, "q": nan}
 
     rng, learn_key = jax.random.split(rng)
-    learning = env_steps + config.env_steps_per_update >= config.learning_starts
-    state, aux = jax.lax.cond(learning, learn, skip, state, jax.random.split(learn_key, config.gradient_steps))
+    learner = state.replace(env_state=None, obs=None, buffer=None)  # parameters, optimizers, counters
+    learner, aux = jax.lax.cond(index >= config.first_learning_update, learn, skip, learner,
+                                jax.random.split(learn_key, config.gradient_steps))
+    state = learner.replace(env_state=env_state, obs=obs, buffer=buffer)
 
     done = done.astype(jnp.float32)
     episodes = done.sum()

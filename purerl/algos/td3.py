@@ -119,6 +119,11 @@ class Config:
         return self.total_timesteps // self.env_steps_per_update
 
     @property
+    def first_learning_update(self) -> int:
+        """Index of the first update that learns: the first whose collection reaches `learning_starts`."""
+        return max(-(-self.learning_starts // self.env_steps_per_update), 1) - 1
+
+    @property
     def buffer_capacity(self) -> int:
         """Transitions the replay buffer holds per seed (never more than a run produces)."""
         return min(self.buffer_size, self.total_timesteps)
@@ -253,9 +258,11 @@ def actor_loss(actor_params, actor: Actor, critic: Critic, critic_params, obs: j
 
 
 def gradient_step(config: Config, state: TrainState, batch: buffers.Transition, noise_key: jax.Array,
-                  ) -> tuple[TrainState, dict]:
+                  count=None) -> tuple[TrainState, dict]:
     """One critic step (eq. 2–4) on `batch`; on every `policy_delay`-th step also one actor
-    step (eq. 5) and one Polyak step of all targets (eq. 6)."""
+    step (eq. 5) and one Polyak step of all targets (eq. 6). `count` is this step's number
+    (from 1; default `state.gradient_step + 1`); `update` passes it unbatched, so that under
+    `vmap` the delayed step is a real branch."""
     actor, critic = make_networks(config, make_env(config.env))
     actor_opt, critic_opt = optax.adam(config.actor_lr), optax.adam(config.critic_lr)
 
@@ -265,7 +272,8 @@ def gradient_step(config: Config, state: TrainState, batch: buffers.Transition, 
     (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params, critic, batch, target)
     updates, critic_opt_state = critic_opt.update(grads, state.critic_opt_state, state.critic_params)
     critic_params = optax.apply_updates(state.critic_params, updates)
-    count = state.gradient_step + 1
+    if count is None:
+        count = state.gradient_step + 1
 
     def delayed(state: TrainState):
         pi_loss, grads = jax.value_and_grad(actor_loss)(state.actor_params, actor, critic, critic_params, batch.obs)
@@ -282,7 +290,7 @@ def gradient_step(config: Config, state: TrainState, batch: buffers.Transition, 
     state = state.replace(
         actor_params=actor_params, critic_params=critic_params, actor_target=actor_target,
         critic_target=critic_target_params, actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
-        gradient_step=count)
+        gradient_step=state.gradient_step + 1)
     return state, {"loss/critic": q_loss, "loss/actor": pi_loss, "q": jnp.mean(q)}
 
 
@@ -305,12 +313,17 @@ def init(config: Config, key: jax.Array) -> TrainState:
         update_step=jnp.zeros((), jnp.int32), gradient_step=jnp.zeros((), jnp.int32))
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
+def update(config: Config, state: TrainState, update_index=None) -> tuple[TrainState, dict]:
     """Collect `num_steps` steps of every environment into the buffer, then take
-    `gradient_steps` gradient steps (none before `learning_starts` env steps)."""
+    `gradient_steps` gradient steps (none before `learning_starts` env steps).
+
+    `update_index` is `state.update_step` (the default) given unbatched: `evaluation.run_block`
+    passes it so that under `vmap` over seeds the learning gate and the delayed actor step
+    are real branches."""
     env = make_env(config.env)
     actor, _ = make_networks(config, env)
-    env_steps = state.update_step * config.env_steps_per_update  # before this update
+    index = state.update_step if update_index is None else update_index
+    env_steps = index * config.env_steps_per_update  # before this update
     random_phase = env_steps < config.learning_starts
 
     # 1. Collect with eq. (1), uniform random actions during the learning-starts phase.
@@ -327,24 +340,30 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
 
     (env_state, obs, buffer, rng), (episode_return, done) = jax.lax.scan(
         env_step, (state.env_state, state.obs, state.buffer, state.rng), None, length=config.num_steps)
-    state = state.replace(env_state=env_state, obs=obs, buffer=buffer)
 
-    # 2. Learn once the buffer holds `learning_starts` transitions. Under `vmap(train)` the
-    #    counter is not batched and this is a real branch; otherwise both sides run.
-    def learn(state, keys):
-        def step(state, key):
+    # 2. Learn once the buffer holds `learning_starts` transitions. The gate and the step
+    #    numbers derive from `index`, unbatched when `run_block` passes it: real branches under
+    #    `vmap`. The buffer is only read (closed over), never a branch's operand to select.
+    first_count = (index - config.first_learning_update) * config.gradient_steps + 1
+
+    def learn(learner, keys):
+        def step(learner, j_key):
+            j, key = j_key
             sample_key, noise_key = jax.random.split(key)
-            return gradient_step(config, state, buffers.sample(state.buffer, sample_key, config.batch_size), noise_key)
+            return gradient_step(config, learner, buffers.sample(buffer, sample_key, config.batch_size), noise_key,
+                                 count=first_count + j)
 
-        return jax.lax.scan(step, state, keys)
+        return jax.lax.scan(step, learner, (jnp.arange(config.gradient_steps), keys))
 
-    def skip(state, keys):
+    def skip(learner, keys):
         nan = jnp.full((config.gradient_steps,), jnp.nan)
-        return state, {"loss/critic": nan, "loss/actor": nan, "q": nan}
+        return learner, {"loss/critic": nan, "loss/actor": nan, "q": nan}
 
     rng, learn_key = jax.random.split(rng)
-    learning = env_steps + config.env_steps_per_update >= config.learning_starts
-    state, aux = jax.lax.cond(learning, learn, skip, state, jax.random.split(learn_key, config.gradient_steps))
+    learner = state.replace(env_state=None, obs=None, buffer=None)  # parameters, optimizers, counters
+    learner, aux = jax.lax.cond(index >= config.first_learning_update, learn, skip, learner,
+                                jax.random.split(learn_key, config.gradient_steps))
+    state = learner.replace(env_state=env_state, obs=obs, buffer=buffer)
 
     done = done.astype(jnp.float32)
     episodes = done.sum()

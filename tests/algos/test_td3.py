@@ -12,6 +12,7 @@ import pytest
 from purerl import buffers
 from purerl.algos import td3
 from purerl.config import sweep_axes
+from purerl.evaluation import run_block
 
 
 def _linear_state(config):
@@ -143,6 +144,68 @@ def test_vmapped_sweep_and_the_learning_starts_gate():
                                                       jax.tree.leaves(init_state.actor_params))]
     assert any(moved)
     assert any(not np.allclose(t[0], t[1]) for t in jax.tree.leaves(state.actor_target))
+
+
+# ----------------------------------------------------------------------------- gates under vmap
+def _jaxpr_stats(fn, *args) -> dict:
+    """Matrix products outside and inside `lax.cond` branches, the number of conds, and the
+    shapes `select_n` produces, over `fn`'s jaxpr and every sub-jaxpr."""
+    out = {"dots": 0, "dots_in_cond": 0, "conds": 0, "select_shapes": set()}
+
+    def walk(jaxpr, in_cond):
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            if name == "dot_general":
+                out["dots_in_cond" if in_cond else "dots"] += 1
+            out["conds"] += name == "cond"
+            if name == "select_n":
+                out["select_shapes"].add(tuple(eqn.outvars[0].aval.shape))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    sub = getattr(sub, "jaxpr", sub)
+                    if hasattr(sub, "eqns"):
+                        walk(sub, in_cond or name == "cond")
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr, False)
+    return out
+
+
+def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
+    """The runner vmaps `run_block` over seeds, so the train state's counters are batched and
+    a `lax.cond` on them becomes a `select` that computes every gradient step of the
+    learning-starts phase and throws it away. `run_block` passes the unbatched update index:
+    the gate stays a cond that holds the gradient steps (and a second cond, the delayed actor step), and the replay buffer is never selected."""
+    config = td3.Config(total_timesteps=64, learning_starts=8, num_envs=2, num_steps=2, gradient_steps=2,
+                         batch_size=4, buffer_size=32, hidden_sizes=(8,), eval_every=4, eval_episodes=1)
+    states = jax.vmap(functools.partial(td3.init, config))(jax.random.split(jax.random.PRNGKey(0), 3))
+
+    def block(state, index):
+        return run_block(functools.partial(td3.update, config), functools.partial(td3.evaluate, config), state,
+                         index, config.eval_every, config.num_updates)
+
+    gated = _jaxpr_stats(jax.vmap(block, in_axes=(0, None)), states, 0)
+    assert gated["conds"] >= 2 and gated["dots_in_cond"] > 0, gated
+    assert states.buffer.data.obs.shape not in gated["select_shapes"]
+    batched = _jaxpr_stats(jax.vmap(functools.partial(td3.update, config)), states)
+    assert batched["conds"] == 0 and batched["dots_in_cond"] == 0  # the same gates on batched counters: selects
+
+
+def test_update_index_gives_the_same_training_as_the_state_counters():
+    """`update(config, state, update_index=i)` (what `run_block` calls) and `update(config, state)`
+    (counters from the state) train identically, delayed actor steps included."""
+    config = td3.Config(total_timesteps=64, learning_starts=8, num_envs=2, num_steps=2, gradient_steps=2,
+                         batch_size=4, buffer_size=32, hidden_sizes=(8,), eval_every=4, eval_episodes=1)
+    states = jax.vmap(functools.partial(td3.init, config))(jax.random.split(jax.random.PRNGKey(1), 2))
+    by_state = jax.jit(jax.vmap(functools.partial(td3.update, config)))
+    by_index = jax.jit(jax.vmap(lambda s, i: td3.update(config, s, update_index=i), in_axes=(0, None)))
+    a = b = states
+    for i in range(config.num_updates):
+        a, _ = by_state(a)
+        b, _ = by_index(b, i)
+    np.testing.assert_array_equal(np.asarray(a.gradient_step), np.asarray(b.gradient_step))
+    for x, y in zip(jax.tree.leaves((a.actor_params, a.critic_params, a.actor_target, a.critic_target)),
+                    jax.tree.leaves((b.actor_params, b.critic_params, b.actor_target, b.critic_target))):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- probes
