@@ -21,7 +21,10 @@ The update-to-data ratio is `gradient_steps / (num_envs · steps_per_update)`. E
     (6) optional LayerNorm after every hidden Dense (before the ReLU), which keeps TD
         learning stable (Ba et al. 2016, arXiv:1607.06450; Gallici et al. 2024, arXiv:2407.04811)
     Adam on eq. (2) after global-norm gradient clipping; the learning rate optionally
-    decays linearly towards 0 over the run (`anneal_lr`).
+    decays linearly to 0 over the gradient steps the run takes (`anneal_lr`).
+
+The buffer stores raw observations; with `normalize_obs` a sampled minibatch is normalized
+with the current statistics (as Stable-Baselines3 does), not those of when it was stored.
 
 Defaults are the RL Baselines3 Zoo's DQN settings for CartPole-v1 (lr 2.3e-3, batch 64,
 buffer 100k, learning_starts 1000, γ 0.99, target update every 10 env steps, 256 env
@@ -127,6 +130,13 @@ class Config:
         """Gradient steps in one `update` once learning has started."""
         return self.gradient_steps
 
+    @property
+    def first_learning_update(self) -> int:
+        """Index of the first update that learns: the first whose collection reaches
+        `learning_starts` env steps and leaves `n_step` rows in the buffer."""
+        return max(-(-self.learning_starts // self.env_steps_per_update), -(-self.n_step // self.steps_per_update),
+                   1) - 1
+
     @classmethod
     def for_env(cls, env: str, **overrides) -> "Config":
         """Defaults tuned for `env` (from `PRESETS`), then `overrides`."""
@@ -181,9 +191,9 @@ def make_network(config: Config, env: envs.Environment) -> QNetwork:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; optionally a learning rate decaying linearly towards 0
-    over the run's `num_updates · gradient_steps` gradient steps."""
-    total = max(config.num_updates * config.gradient_steps, 1)
+    """Adam after global-norm clipping; optionally a learning rate decaying linearly to 0 over
+    the gradient steps the run takes (updates before `first_learning_update` take none)."""
+    total = max((config.num_updates - config.first_learning_update) * config.gradient_steps, 1)
 
     def schedule(count):
         return config.learning_rate * (jnp.maximum(1.0 - count / total, 0.0) if config.anneal_lr else 1.0)
@@ -267,15 +277,20 @@ def init(config: Config, key: jax.Array) -> TrainState:
     )
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
-    """One DQN iteration: ε-greedy steps into the buffer → target update → gradient steps."""
+def update(config: Config, state: TrainState, update_index=None) -> tuple[TrainState, dict]:
+    """One DQN iteration: ε-greedy steps into the buffer → target update → gradient steps.
+
+    `update_index` is `state.update_step` (the default) given unbatched: `evaluation.run_block`
+    passes it so that under `vmap` over seeds the learning gate is a real branch."""
     env = make_env(config.env, config.normalize_obs)
     network = make_network(config, env)
     optimizer = make_optimizer(config)
     num_actions = env.action_space.n
-    steps_before = state.update_step * config.env_steps_per_update
+    index = state.update_step if update_index is None else update_index
+    steps_before = index * config.env_steps_per_update
 
-    # 1. Act ε-greedily, eq. (4), and store every transition (true s′ for truncations).
+    # 1. Act ε-greedily, eq. (4), and store every transition (true s′ for truncations),
+    #    observations raw (before normalization).
     def env_step(carry, t):
         env_state, obs, buffer, rng = carry
         rng, explore_key, random_key, step_key = jax.random.split(rng, 4)
@@ -283,9 +298,10 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
         greedy = jnp.argmax(network.apply(state.params, obs), axis=-1)
         random_action = jax.random.randint(random_key, greedy.shape, 0, num_actions)
         action = jnp.where(jax.random.uniform(explore_key, greedy.shape) < eps, random_action, greedy)
+        raw_obs = env_state.raw_obs
         env_state, ts = env.step(step_key, env_state, action)
-        buffer = buffers.add(buffer, buffers.Transition(obs, action, ts.reward, ts.terminated, ts.truncated,
-                                                        ts.final_obs))
+        buffer = buffers.add(buffer, buffers.Transition(raw_obs, action, ts.reward, ts.terminated, ts.truncated,
+                                                        ts.raw_final_obs))
         done = ts.done.astype(jnp.float32)
         return (env_state, ts.obs, buffer, rng), (ts.episode_return * done, done)
 
@@ -299,13 +315,17 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
                                  polyak(state.params, state.target_params, config.tau, crossings),
                                  state.target_params)
 
-    # 3. Gradient steps on eq. (2), once learning has started.
+    # 3. Gradient steps on eq. (2), once learning has started, on minibatches normalized with
+    #    the current statistics. The buffer is read, never a branch's output.
+    normalize = functools.partial(env.normalize, env_state.obs_stats)
+
     def gradient_step(carry, key):
         params, opt_state = carry
         if config.n_step > 1:
-            batch, discount = buffers.sample_n_step(buffer, key, config.batch_size, config.n_step, config.gamma)
+            batch, discount = buffers.sample_n_step(buffer, key, config.batch_size, config.n_step, config.gamma,
+                                                    normalize)
         else:
-            batch = buffers.sample(buffer, key, config.batch_size)
+            batch = buffers.sample(buffer, key, config.batch_size, normalize)
             discount = jnp.full(config.batch_size, config.gamma)
         next_q_target = network.apply(target_params, batch.next_obs)
         next_q_online = network.apply(params, batch.next_obs) if config.double_q else next_q_target
@@ -328,7 +348,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
     rng, learn_key = jax.random.split(rng)
     operand = (state.params, state.opt_state, learn_key)
     if config.gradient_steps > 0:
-        params, opt_state, metrics = jax.lax.cond(steps_after >= config.learning_starts, learn, skip, operand)
+        params, opt_state, metrics = jax.lax.cond(index >= config.first_learning_update, learn, skip, operand)
     else:
         params, opt_state, metrics = skip(operand)
 

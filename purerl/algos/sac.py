@@ -36,7 +36,10 @@ learning_starts 100, one gradient step per environment step, initial α = 1, net
 Baselines3 Zoo entry, lr 1e-3, on smaller networks). Evaluation is deterministic:
 tanh(μ_φ(s)) or the most probable action.
 
-Pieces other algorithms reuse (DIAYN): `make_networks`, `init_agent`, `agent_step` (one
+The buffer stores raw observations; with `normalize_obs` a sampled minibatch is normalized
+with the current statistics (as Stable-Baselines3 does), not those of when it was stored.
+
+Pieces an algorithm built on SAC can reuse: `make_networks`, `init_agent`, `agent_step` (one
 gradient step of eqs. 1–5 on a batch of `buffers.Transition`), the loss functions.
 
 Usage:
@@ -128,6 +131,11 @@ class Config:
     def gradient_steps_per_update(self) -> int:
         """Gradient steps in one `update` once learning has started."""
         return self.gradient_steps
+
+    @property
+    def first_learning_update(self) -> int:
+        """Index of the first update that learns: the first whose collection reaches `learning_starts`."""
+        return max(-(-self.learning_starts // self.env_steps_per_update), 1) - 1
 
     @classmethod
     def for_env(cls, env: str, **overrides) -> "Config":
@@ -429,32 +437,40 @@ def init(config: Config, key: jax.Array) -> TrainState:
                       update_step=jnp.zeros((), jnp.int32))
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
-    """One SAC iteration: policy steps into the buffer → `gradient_steps` × `agent_step`."""
-    env, networks = _networks(config)
-    steps_before = state.update_step * config.env_steps_per_update
+def update(config: Config, state: TrainState, update_index=None) -> tuple[TrainState, dict]:
+    """One SAC iteration: policy steps into the buffer → `gradient_steps` × `agent_step`.
 
-    # 1. Act with the stochastic policy (uniformly at random before learning_starts).
+    `update_index` is `state.update_step` (the default) given unbatched: `evaluation.run_block`
+    passes it so that under `vmap` over seeds the learning gate is a real branch."""
+    env, networks = _networks(config)
+    index = state.update_step if update_index is None else update_index
+    steps_before = index * config.env_steps_per_update
+
+    # 1. Act with the stochastic policy (uniformly at random before learning_starts); store
+    #    raw observations.
     def env_step(carry, t):
         env_state, obs, buffer, rng = carry
         rng, policy_key, random_key, step_key = jax.random.split(rng, 4)
         policy = sample_action(networks, state.agent.actor_params, obs, policy_key, deterministic=False)
         warmup = steps_before + t * config.num_envs < config.learning_starts
         action = jnp.where(warmup, random_action(networks, random_key, config.num_envs), policy)
+        raw_obs = env_state.raw_obs
         env_state, ts = env.step(step_key, env_state, action)
-        buffer = buffers.add(buffer, buffers.Transition(obs, action, ts.reward, ts.terminated, ts.truncated,
-                                                        ts.final_obs))
+        buffer = buffers.add(buffer, buffers.Transition(raw_obs, action, ts.reward, ts.terminated, ts.truncated,
+                                                        ts.raw_final_obs))
         done = ts.done.astype(jnp.float32)
         return (env_state, ts.obs, buffer, rng), (ts.episode_return * done, done)
 
     (env_state, obs, buffer, rng), (returns, dones) = jax.lax.scan(
         env_step, (state.env_state, state.obs, state.buffer, state.rng), jnp.arange(config.steps_per_update))
-    steps_after = steps_before + config.env_steps_per_update
 
-    # 2. Gradient steps, once learning has started.
+    # 2. Gradient steps, once learning has started, on minibatches normalized with the
+    #    current statistics. The buffer is read, never a branch's output.
+    normalize = functools.partial(env.normalize, env_state.obs_stats)
+
     def gradient_step(agent, key):
         sample_key, step_key = jax.random.split(key)
-        batch = buffers.sample(buffer, sample_key, config.batch_size)
+        batch = buffers.sample(buffer, sample_key, config.batch_size, normalize)
         return agent_step(config, networks, agent, batch, step_key)
 
     _, metrics_shape = jax.eval_shape(gradient_step, state.agent, rng)
@@ -469,7 +485,8 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
 
     rng, learn_key = jax.random.split(rng)
     if config.gradient_steps > 0:
-        agent, metrics = jax.lax.cond(steps_after >= config.learning_starts, learn, skip, (state.agent, learn_key))
+        agent, metrics = jax.lax.cond(index >= config.first_learning_update, learn, skip,
+                                      (state.agent, learn_key))
     else:
         agent, metrics = skip((state.agent, learn_key))
 

@@ -1,6 +1,8 @@
 """DQN: targets and losses against hand-computed values, probe environments, config
 validation, and learning CartPole-v1 with 8 vmapped seeds."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 from purerl.algos import dqn
 from purerl.config import sweep_axes
+from purerl.evaluation import run_block
 
 
 # ----------------------------------------------------------------------------- math
@@ -132,6 +135,97 @@ def test_probe_action_learns_the_rewarded_action():
     np.testing.assert_allclose(q[:, 1], 1.0, atol=0.1)
     np.testing.assert_allclose(q[:, 0], 0.0, atol=0.1)
     np.testing.assert_allclose(returns[:, -1], 1.0)  # greedy evaluation takes the rewarded action
+
+
+# ----------------------------------------------------------------------------- gates under vmap
+def _jaxpr_stats(fn, *args) -> dict:
+    """Matrix products outside and inside `lax.cond` branches, the number of conds, and the
+    shapes `select_n` produces, over `fn`'s jaxpr and every sub-jaxpr."""
+    out = {"dots": 0, "dots_in_cond": 0, "conds": 0, "select_shapes": set()}
+
+    def walk(jaxpr, in_cond):
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            if name == "dot_general":
+                out["dots_in_cond" if in_cond else "dots"] += 1
+            out["conds"] += name == "cond"
+            if name == "select_n":
+                out["select_shapes"].add(tuple(eqn.outvars[0].aval.shape))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    sub = getattr(sub, "jaxpr", sub)
+                    if hasattr(sub, "eqns"):
+                        walk(sub, in_cond or name == "cond")
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr, False)
+    return out
+
+
+def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
+    """The runner vmaps `run_block` over seeds, so the train state's counters are batched and
+    a `lax.cond` on them becomes a `select` that computes every gradient step of the
+    learning-starts phase and throws it away. `run_block` passes the unbatched update index:
+    the gate stays a cond that holds the gradient steps, and the replay buffer is never selected."""
+    config = dqn.Config(env="CartPole-v1", total_timesteps=256, num_envs=2, steps_per_update=8, gradient_steps=2,
+                        batch_size=8, buffer_size=64, learning_starts=32, hidden_sizes=(8,), eval_every=4,
+                        eval_episodes=1)
+    states = jax.vmap(functools.partial(dqn.init, config))(jax.random.split(jax.random.PRNGKey(0), 3))
+
+    def block(state, index):
+        return run_block(functools.partial(dqn.update, config), functools.partial(dqn.evaluate, config), state,
+                         index, config.eval_every, config.num_updates)
+
+    gated = _jaxpr_stats(jax.vmap(block, in_axes=(0, None)), states, 0)
+    assert gated["conds"] >= 1 and gated["dots_in_cond"] > 0, gated
+    assert states.buffer.data.obs.shape not in gated["select_shapes"]
+    batched = _jaxpr_stats(jax.vmap(functools.partial(dqn.update, config)), states)
+    assert batched["conds"] == 0 and batched["dots_in_cond"] == 0  # the same gates on batched counters: selects
+
+
+def test_anneal_lr_decays_to_zero_over_the_gradient_steps_taken():
+    """Updates before `first_learning_update` take no gradient step and do not advance Adam's
+    count, so the linear decay spans the steps taken: after the run the learning rate is 0
+    (the next update would be zero), one step earlier it is not."""
+    config = dqn.Config(env="CartPole-v1", total_timesteps=512, num_envs=2, steps_per_update=16, gradient_steps=3,
+                        batch_size=8, buffer_size=256, learning_starts=96, hidden_sizes=(8,), anneal_lr=True,
+                        eval_every=8, eval_episodes=1)
+    assert config.first_learning_update == 2
+    state, metrics, _ = jax.jit(dqn.train)(config, jax.random.PRNGKey(0))
+    assert np.all(np.isnan(np.asarray(metrics["loss/q"])[:2])) and np.all(np.isfinite(np.asarray(metrics["loss/q"])[2:]))
+    optimizer = dqn.make_optimizer(config)
+    grads = jax.tree.map(jnp.ones_like, state.params)
+    counts = [leaf for leaf in jax.tree.leaves(state.opt_state) if leaf.dtype == jnp.int32]
+    assert all(int(c) == (config.num_updates - 2) * 3 for c in counts)
+    after, _ = optimizer.update(grads, state.opt_state, state.params)
+    assert all(np.all(np.asarray(u) == 0) for u in jax.tree.leaves(after))
+    earlier = jax.tree.map(lambda x: x - 1 if x.dtype == jnp.int32 else x, state.opt_state)
+    before, _ = optimizer.update(grads, earlier, state.params)
+    assert any(np.any(np.asarray(u) != 0) for u in jax.tree.leaves(before))
+
+
+def test_learning_waits_for_n_step_rows():
+    """With n-step returns learning starts only once the buffer holds n rows (here 3 rows at
+    1 step per update: from the third update), even with `learning_starts=0`."""
+    config = dqn.Config(env="CartPole-v1", total_timesteps=16, num_envs=2, steps_per_update=1, gradient_steps=1,
+                        batch_size=8, buffer_size=64, learning_starts=0, n_step=3, hidden_sizes=(8,), eval_every=8,
+                        eval_episodes=1)
+    assert config.first_learning_update == 2
+    _, metrics, _ = jax.jit(dqn.train)(config, jax.random.PRNGKey(0))
+    loss = np.asarray(metrics["loss/q"])
+    assert np.all(np.isnan(loss[:2])) and np.all(np.isfinite(loss[2:]))
+
+
+def test_buffer_stores_raw_observations_under_normalize_obs():
+    """During learning-starts the actions are uniformly random and drawn from the same keys,
+    so runs with and without `normalize_obs` store the same transitions: the raw ones. The
+    agent itself acts on normalized observations."""
+    base = dict(env="CartPole-v1", total_timesteps=64, num_envs=2, steps_per_update=16, gradient_steps=1,
+                batch_size=8, buffer_size=64, learning_starts=64, hidden_sizes=(8,))
+    raw, normalized = (jax.jit(functools.partial(dqn.update, dqn.Config(**base, normalize_obs=flag)))(
+        dqn.init(dqn.Config(**base, normalize_obs=flag), jax.random.PRNGKey(0)))[0] for flag in (False, True))
+    np.testing.assert_array_equal(np.asarray(normalized.buffer.data.obs), np.asarray(raw.buffer.data.obs))
+    np.testing.assert_array_equal(np.asarray(normalized.buffer.data.next_obs), np.asarray(raw.buffer.data.next_obs))
+    assert not np.allclose(np.asarray(normalized.obs), np.asarray(raw.obs))
 
 
 # ----------------------------------------------------------------------------- config

@@ -13,6 +13,7 @@ import pytest
 from purerl import buffers
 from purerl.algos import sac
 from purerl.config import sweep_axes
+from purerl.evaluation import run_block
 
 
 # ----------------------------------------------------------------------------- math
@@ -133,6 +134,63 @@ def test_probe_time_limit_discrete_bootstraps_through_truncation():
     np.testing.assert_allclose(q, np.broadcast_to(expected[:, None, None, None, None], q.shape), atol=0.08)
     np.testing.assert_allclose(metrics["alpha"][:, :, -1], np.broadcast_to(alphas[:, None], (2, 2)),
                                rtol=1e-5)  # fixed α stays fixed
+
+
+# ----------------------------------------------------------------------------- gates under vmap
+def _jaxpr_stats(fn, *args) -> dict:
+    """Matrix products outside and inside `lax.cond` branches, the number of conds, and the
+    shapes `select_n` produces, over `fn`'s jaxpr and every sub-jaxpr."""
+    out = {"dots": 0, "dots_in_cond": 0, "conds": 0, "select_shapes": set()}
+
+    def walk(jaxpr, in_cond):
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            if name == "dot_general":
+                out["dots_in_cond" if in_cond else "dots"] += 1
+            out["conds"] += name == "cond"
+            if name == "select_n":
+                out["select_shapes"].add(tuple(eqn.outvars[0].aval.shape))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    sub = getattr(sub, "jaxpr", sub)
+                    if hasattr(sub, "eqns"):
+                        walk(sub, in_cond or name == "cond")
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr, False)
+    return out
+
+
+def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
+    """The runner vmaps `run_block` over seeds, so the train state's counters are batched and
+    a `lax.cond` on them becomes a `select` that computes every gradient step of the
+    learning-starts phase and throws it away. `run_block` passes the unbatched update index:
+    the gate stays a cond that holds the gradient steps, and the replay buffer is never selected."""
+    config = sac.Config(env="Pendulum-v1", total_timesteps=64, learning_starts=8, num_envs=2, steps_per_update=2,
+                        gradient_steps=2, batch_size=4, buffer_size=32, hidden_sizes=(8,), eval_every=4,
+                        eval_episodes=1)
+    states = jax.vmap(functools.partial(sac.init, config))(jax.random.split(jax.random.PRNGKey(0), 3))
+
+    def block(state, index):
+        return run_block(functools.partial(sac.update, config), functools.partial(sac.evaluate, config), state,
+                         index, config.eval_every, config.num_updates)
+
+    gated = _jaxpr_stats(jax.vmap(block, in_axes=(0, None)), states, 0)
+    assert gated["conds"] >= 1 and gated["dots_in_cond"] > 0, gated
+    assert states.buffer.data.obs.shape not in gated["select_shapes"]
+    batched = _jaxpr_stats(jax.vmap(functools.partial(sac.update, config)), states)
+    assert batched["conds"] == 0 and batched["dots_in_cond"] == 0  # the same gates on batched counters: selects
+
+
+def test_buffer_stores_raw_observations_under_normalize_obs():
+    """During learning-starts the actions are uniformly random and drawn from the same keys,
+    so runs with and without `normalize_obs` store the same transitions: the raw ones."""
+    base = dict(env="Pendulum-v1", total_timesteps=64, num_envs=2, steps_per_update=16, gradient_steps=1,
+                batch_size=8, buffer_size=64, learning_starts=64, hidden_sizes=(8,))
+    raw, normalized = (jax.jit(functools.partial(sac.update, sac.Config(**base, normalize_obs=flag)))(
+        sac.init(sac.Config(**base, normalize_obs=flag), jax.random.PRNGKey(0)))[0] for flag in (False, True))
+    np.testing.assert_array_equal(np.asarray(normalized.buffer.data.obs), np.asarray(raw.buffer.data.obs))
+    np.testing.assert_array_equal(np.asarray(normalized.buffer.data.next_obs), np.asarray(raw.buffer.data.next_obs))
+    assert not np.allclose(np.asarray(normalized.obs), np.asarray(raw.obs))
 
 
 # ----------------------------------------------------------------------------- config
