@@ -207,7 +207,11 @@ def test_learns_cartpole_8_seeds():
 
 @pytest.mark.learning
 def test_learns_pendulum_continuous_8_seeds():
-    """Pendulum-v1 with the preset, 204,800 steps per seed (100 updates): mean final return ≥ −300."""
+    """Pendulum-v1 with the preset, 204,800 steps per seed (100 updates): mean final return ≥ −300.
+
+    Measured (jax 0.9.2, AMD EPYC 2-core), mean over 8 seeds: −181.3, −179.5 and −214.7 for the
+    key sets PRNGKey(7) (this test's), PRNGKey(0) and PRNGKey(1).
+    """
     config = ppo.Config.for_env("Pendulum-v1", total_timesteps=204_800)
     keys = jax.random.split(jax.random.PRNGKey(7), 8)
     _, _, returns = jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys)
