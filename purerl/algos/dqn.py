@@ -21,7 +21,8 @@ The update-to-data ratio is `gradient_steps / (num_envs · steps_per_update)`. E
     (6) optional LayerNorm after every hidden Dense (before the ReLU), which keeps TD
         learning stable (Ba et al. 2016, arXiv:1607.06450; Gallici et al. 2024, arXiv:2407.04811)
     Adam on eq. (2) after global-norm gradient clipping; the learning rate optionally
-    decays linearly to 0 over the gradient steps the run takes (`anneal_lr`).
+    decays linearly with the run's progress and reaches 0 at its end (`anneal_lr`; as
+    Stable-Baselines3's progress-based schedules, updates before learning starts count).
 
 The buffer stores raw observations; with `normalize_obs` a sampled minibatch is normalized
 with the current statistics (as Stable-Baselines3 does), not those of when it was stored.
@@ -191,12 +192,14 @@ def make_network(config: Config, env: envs.Environment) -> QNetwork:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; optionally a learning rate decaying linearly to 0 over
-    the gradient steps the run takes (updates before `first_learning_update` take none)."""
-    total = max((config.num_updates - config.first_learning_update) * config.gradient_steps, 1)
+    """Adam after global-norm clipping; optionally a learning rate decaying linearly with the
+    run's progress, lr·(1 − u/num_updates) at update u, 0 after the last gradient step. Adam's
+    count only advances on gradient steps, which start at update `first_learning_update`."""
+    total = max(config.num_updates * config.gradient_steps, 1)
+    skipped = config.first_learning_update * config.gradient_steps  # the steps updates before learning would take
 
     def schedule(count):
-        return config.learning_rate * (jnp.maximum(1.0 - count / total, 0.0) if config.anneal_lr else 1.0)
+        return config.learning_rate * (jnp.maximum(1.0 - (count + skipped) / total, 0.0) if config.anneal_lr else 1.0)
 
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(schedule))
 

@@ -182,16 +182,17 @@ def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
     assert batched["conds"] == 0 and batched["dots_in_cond"] == 0  # the same gates on batched counters: selects
 
 
-def test_anneal_lr_decays_to_zero_over_the_gradient_steps_taken():
+def test_anneal_lr_reaches_zero_at_the_end_of_the_run():
     """Updates before `first_learning_update` take no gradient step and do not advance Adam's
-    count, so the linear decay spans the steps taken: after the run the learning rate is 0
-    (the next update would be zero), one step earlier it is not."""
+    count; the schedule counts them as progress, so after the run's last gradient step the
+    learning rate is 0 (the next update would be zero), one step earlier it is not."""
     config = dqn.Config(env="CartPole-v1", total_timesteps=512, num_envs=2, steps_per_update=16, gradient_steps=3,
                         batch_size=8, buffer_size=256, learning_starts=96, hidden_sizes=(8,), anneal_lr=True,
                         eval_every=8, eval_episodes=1)
     assert config.first_learning_update == 2
     state, metrics, _ = jax.jit(dqn.train)(config, jax.random.PRNGKey(0))
-    assert np.all(np.isnan(np.asarray(metrics["loss/q"])[:2])) and np.all(np.isfinite(np.asarray(metrics["loss/q"])[2:]))
+    loss = np.asarray(metrics["loss/q"])
+    assert np.all(np.isnan(loss[:2])) and np.all(np.isfinite(loss[2:]))
     optimizer = dqn.make_optimizer(config)
     grads = jax.tree.map(jnp.ones_like, state.params)
     counts = [leaf for leaf in jax.tree.leaves(state.opt_state) if leaf.dtype == jnp.int32]
