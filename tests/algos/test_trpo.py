@@ -261,14 +261,17 @@ def _learn(config, seed=0, seeds=8):
 
 @pytest.mark.learning
 def test_learns_cartpole():
-    # preset: 8 envs × 128 steps per update, δ 0.01; 100k steps per seed
+    # preset: 8 envs × 128 steps per update, δ 0.01; 100k steps per seed. Measured (jax 0.9.2,
+    # AMD EPYC): mean 490.5 (one seed 423.6), 500.0 and 500.0 for key sets PRNGKey(0) (this
+    # test's), PRNGKey(1) and PRNGKey(2).
     returns = _learn(trpo.Config.for_env("CartPole-v1"))
     assert returns[:, -1].mean() >= 475.0, returns[:, -1].mean(axis=-1)
 
 
 @pytest.mark.learning
 def test_learns_acrobot():
-    # preset: observation normalization, δ 0.02; 100k steps per seed
+    # preset: observation normalization, δ 0.02; 100k steps per seed. Measured (jax 0.9.2,
+    # AMD EPYC): mean −81.9, −87.4 and −84.5 for key sets PRNGKey(0) (this test's), (1) and (2).
     returns = _learn(trpo.Config.for_env("Acrobot-v1"))
     assert returns[:, -1].mean() >= -100.0, returns[:, -1].mean(axis=-1)
 
