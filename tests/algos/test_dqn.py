@@ -258,8 +258,9 @@ def test_preset_and_gradient_steps_per_update():
 @pytest.mark.learning
 def test_learns_cartpole():
     """8 seeds of the CartPole-v1 preset (200k env steps each, 100k gradient steps): mean final
-    greedy return ≥ 475, the issue's level (measured with these keys by
-    benchmarks/dqn_ablation.py: 500.0, every seed at 500; random play scores about 22)."""
+    greedy return ≥ 475, the issue's level; random play scores about 22. Measured with the
+    learning rate annealed to 0 at the end of the run, on the 8 keys of PRNGKey(0), (1), (2):
+    500.0, 493.9 (lowest seed 460.4), 500.0 (before that fix: 500.0 on all three)."""
     config = dqn.Config.for_env("CartPole-v1")
     assert config.total_timesteps <= 200_000
     _, metrics, returns = jax.jit(jax.vmap(dqn.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 8))
