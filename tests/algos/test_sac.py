@@ -15,6 +15,8 @@ from purerl.algos import sac
 from purerl.config import sweep_axes
 from purerl.evaluation import run_block
 
+from jaxpr_stats import jaxpr_stats  # tests/jaxpr_stats.py (tests/ is on sys.path via its conftest)
+
 
 # ----------------------------------------------------------------------------- math
 def test_tanh_gaussian_log_prob_matches_change_of_variables():
@@ -137,29 +139,6 @@ def test_probe_time_limit_discrete_bootstraps_through_truncation():
 
 
 # ----------------------------------------------------------------------------- gates under vmap
-def _jaxpr_stats(fn, *args) -> dict:
-    """Matrix products outside and inside `lax.cond` branches, the number of conds, and the
-    shapes `select_n` produces, over `fn`'s jaxpr and every sub-jaxpr."""
-    out = {"dots": 0, "dots_in_cond": 0, "conds": 0, "select_shapes": set()}
-
-    def walk(jaxpr, in_cond):
-        for eqn in jaxpr.eqns:
-            name = eqn.primitive.name
-            if name == "dot_general":
-                out["dots_in_cond" if in_cond else "dots"] += 1
-            out["conds"] += name == "cond"
-            if name == "select_n":
-                out["select_shapes"].add(tuple(eqn.outvars[0].aval.shape))
-            for value in eqn.params.values():
-                for sub in value if isinstance(value, (tuple, list)) else (value,):
-                    sub = getattr(sub, "jaxpr", sub)
-                    if hasattr(sub, "eqns"):
-                        walk(sub, in_cond or name == "cond")
-
-    walk(jax.make_jaxpr(fn)(*args).jaxpr, False)
-    return out
-
-
 def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
     """The runner vmaps `run_block` over seeds, so the train state's counters are batched and
     a `lax.cond` on them becomes a `select` that computes every gradient step of the
@@ -174,10 +153,10 @@ def test_learning_gate_is_a_real_branch_under_vmap_over_seeds():
         return run_block(functools.partial(sac.update, config), functools.partial(sac.evaluate, config), state,
                          index, config.eval_every, config.num_updates)
 
-    gated = _jaxpr_stats(jax.vmap(block, in_axes=(0, None)), states, 0)
+    gated = jaxpr_stats(jax.vmap(block, in_axes=(0, None)), states, 0)
     assert gated["conds"] >= 1 and gated["dots_in_cond"] > 0, gated
     assert states.buffer.data.obs.shape not in gated["select_shapes"]
-    batched = _jaxpr_stats(jax.vmap(functools.partial(sac.update, config)), states)
+    batched = jaxpr_stats(jax.vmap(functools.partial(sac.update, config)), states)
     assert batched["conds"] == 0 and batched["dots_in_cond"] == 0  # the same gates on batched counters: selects
 
 
