@@ -16,16 +16,19 @@ def main():
             rows += json.load(open(path))["rows"]
     rows.sort(key=lambda r: (ORDER.index(r["algorithm"]) if r["algorithm"] in ORDER else 99, r["env"]))
     print("| algorithm | env | steps/seed | seeds | final return mean | IQM [95% CI] | min / max | steps to threshold "
-          "| compile s | env steps/s | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| compile s | env steps/s | load avg | machine |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f = r["final_return"]
         thr = r.get("threshold")
         reach = f"{r['steps_to_threshold']:,} (≥ {thr:g})" if r.get("steps_to_threshold") else f"not reached (≥ {thr:g})"
-        load = r.get("hardware", {}).get("load_average_1_5_15min", [float("nan")])[0]
+        hw = r.get("hardware", {})
+        load = hw.get("load_average_1_5_15min", [float("nan")])[0]
+        cpu = hw.get("cpu", "?").replace("(R)", "").replace(" Processor", "")
+        machine = f"{cpu}, jax {hw.get('jax', '?')}"
         print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {f['mean']:.1f} | "
               f"{f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | {f['min']:.1f} / {f['max']:.1f} | "
-              f"{reach} | {r['compile_seconds']:.0f} | {r['env_steps_per_second']:,.0f} | {load:.1f} |")
+              f"{reach} | {r['compile_seconds']:.0f} | {r['env_steps_per_second']:,.0f} | {load:.1f} | {machine} |")
 
 
 if __name__ == "__main__":
