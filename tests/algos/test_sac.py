@@ -195,7 +195,10 @@ def test_presets_and_gradient_steps_per_update():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_pendulum():
-    """8 seeds, 8k env steps each (the Pendulum preset, shortened): mean final return ≥ −200."""
+    """8 seeds, 8k env steps each (the Pendulum preset, shortened): mean final return ≥ −200.
+
+    Measured (jax 0.9.2, AMD EPYC), mean over 8 seeds: −173.2, −164.6 and −150.9 for key sets
+    PRNGKey(0) (this test's), PRNGKey(1) and PRNGKey(2)."""
     config = sac.Config.for_env("Pendulum-v1", total_timesteps=8_000, eval_every=8_000)
     _, _, returns = jax.jit(jax.vmap(sac.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 8))
     final = np.asarray(returns[:, -1]).mean(axis=-1)
