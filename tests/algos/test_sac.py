@@ -208,7 +208,8 @@ def test_learns_pendulum():
 @pytest.mark.learning
 def test_discrete_sac_learns_cartpole():
     """8 seeds of the discrete-SAC CartPole-v1 preset (40k env steps each, 5k gradient steps):
-    mean final greedy return ≥ 200 (measured: 274; random play scores about 22)."""
+    mean final greedy return ≥ 200 (random play scores about 22). Measured (jax 0.9.2, AMD EPYC):
+    262.2, 257.8 and 264.7 for key sets PRNGKey(0) (this test's), (1) and (2); no seed below 218."""
     config = sac.Config.for_env("CartPole-v1")
     _, networks = sac._networks(config)
     assert networks.discrete
