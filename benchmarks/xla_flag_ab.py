@@ -54,7 +54,7 @@ def one_process(seeds: int, updates: int, flag_on: bool, stall: float, limit: fl
     """Wall seconds of one fresh process, or None if it hung: no CPU time used for `stall`
     seconds while not finished (the symptom: every XLA worker waiting, 0% CPU). A process that
     keeps computing is waited for up to `limit` seconds (a loaded machine is slow, not hung)."""
-    env = {**os.environ, "PURERL_KEEP_XLA_FLAGS": "1", "XLA_FLAGS": FLAG if flag_on else "",
+    env = {**os.environ, "XLA_FLAGS": FLAG if flag_on else "",
            "JAX_PLATFORMS": "cpu"}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(seeds), str(updates)], env=env,
