@@ -13,6 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from purerl.algos import trpo
 from purerl.config import sweep_axes
+from purerl.report import iqm
 
 
 # ----------------------------------------------------------------------------- math
@@ -261,17 +262,27 @@ def _learn(config, seed=0, seeds=8):
 
 @pytest.mark.learning
 def test_learns_cartpole():
-    # preset: 8 envs × 128 steps per update, δ 0.01; 100k steps per seed. Measured (jax 0.9.2,
-    # AMD EPYC): mean 490.5 (one seed 423.6), 500.0 and 500.0 for key sets PRNGKey(0) (this
-    # test's), PRNGKey(1) and PRNGKey(2).
+    """Preset: 8 envs × 128 steps per update, δ 0.01, λ 0.98 (the RL Zoo's), 200k steps per seed.
+    IQM of the 8 final returns ≥ 475 and mean ≥ 450.
+
+    TRPO solves CartPole-v1 on most seeds but now and then leaves one stuck near 200–350 at a
+    given evaluation, so a plain mean of 8 seeds is no stable level: the old test (λ 0.95, 100k
+    steps, mean ≥ 475) passed on its key set on one machine and failed (432.9, two seeds near
+    230) on another. The IQM (rliable's statistic) asks that the typical seed solves it; the
+    mean bounds what a stuck seed may cost. Measured (jax 0.9.2, AMD EPYC), 8-seed vmaps as
+    here: key sets PRNGKey(0) (this test's), (1), (2): every seed at 500; PRNGKey(3): mean
+    465.6, IQM 500 (one seed at 225). With 16 seeds: means 488.3, 500.0, 478.7.
+    """
     returns = _learn(trpo.Config.for_env("CartPole-v1"))
-    assert returns[:, -1].mean() >= 475.0, returns[:, -1].mean(axis=-1)
+    final = returns[:, -1].mean(axis=-1)
+    assert iqm(final) >= 475.0 and final.mean() >= 450.0, final
 
 
 @pytest.mark.learning
 def test_learns_acrobot():
-    # preset: observation normalization, δ 0.02; 100k steps per seed. Measured (jax 0.9.2,
-    # AMD EPYC): mean −81.9, −87.4 and −84.5 for key sets PRNGKey(0) (this test's), (1) and (2).
+    # preset: observation normalization, δ 0.02; 100k steps per seed. Measured in one vmap over
+    # all 24 keys (jax 0.9.2, AMD EPYC): mean −81.9, −87.4 and −84.5 for key sets PRNGKey(0)
+    # (this test's), (1) and (2).
     returns = _learn(trpo.Config.for_env("Acrobot-v1"))
     assert returns[:, -1].mean() >= -100.0, returns[:, -1].mean(axis=-1)
 
@@ -279,7 +290,8 @@ def test_learns_acrobot():
 @pytest.mark.learning
 def test_learns_pendulum_continuous():
     # preset: γ 0.9, observation normalization, δ 0.02, trained 307,200 steps per seed (150
-    # updates; the preset's 200k left one key set at −412). Measured (jax 0.9.2, AMD EPYC),
+    # updates; the preset's 200k left one key set at −412). Measured in one vmap over all
+    # 24 keys (jax 0.9.2, AMD EPYC),
     # mean over 8 seeds: −245.3, −270.4 and −295.9 for key sets PRNGKey(0) (this test's), (1)
     # and (2); random play ≈ −1200, the RL Zoo's TRPO with gSDE exploration ≈ −170. Level −400.
     returns = _learn(trpo.Config.for_env("Pendulum-v1", total_timesteps=307_200))
