@@ -1,26 +1,30 @@
-"""Environments: `make(name, **overrides)` → `Environment` (see `purerl.envs.core`)."""
+"""Environments: `make(name, **overrides)` → `Environment` (see `purerl.envs.core`).
+
+Importing this package loads nothing heavy: the names (`available`, `check_name`) come
+from `purerl.envs.names`, and the interface classes and backends are imported when first
+used, so that `purerl list` needs no JAX and a gymnax run never imports Brax or MuJoCo.
+"""
 
 from __future__ import annotations
 
-import jax
+import importlib
 
-from purerl.envs.brax_backend import BRAX_ENVS, BraxBackend
-from purerl.envs.core import Environment, EnvState, RunningMeanStd, TimeStep
-from purerl.envs.gymnax_backend import GymnaxBackend
-from purerl.envs.probes import PROBES, ProbeBackend
-from purerl.envs.spaces import Box, Discrete
+from purerl.envs.names import BRAX_ENVS, GYMNAX_ENVS, PROBES, available
 
-GYMNAX_ENVS = (
-    "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1",
-    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
-    "BernoulliBandit-misc", "GaussianBandit-misc",
-)
 _WRAPPER_OPTIONS = ("normalize_obs", "rescale_actions", "obs_clip")
+# attribute → module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    "Environment": "purerl.envs.core", "EnvState": "purerl.envs.core", "TimeStep": "purerl.envs.core",
+    "RunningMeanStd": "purerl.envs.core", "Box": "purerl.envs.spaces", "Discrete": "purerl.envs.spaces",
+    "BraxBackend": "purerl.envs.brax_backend", "GymnaxBackend": "purerl.envs.gymnax_backend",
+    "ProbeBackend": "purerl.envs.probes",
+}
 
 
-def available() -> list[str]:
-    """Every name `make` accepts."""
-    return list(GYMNAX_ENVS) + [f"brax/{n}" for n in BRAX_ENVS] + [f"probe/{p}" for p in PROBES]
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'purerl.envs' has no attribute {name!r}")
 
 
 def check_name(name: str, field: str = "env") -> None:
@@ -29,8 +33,8 @@ def check_name(name: str, field: str = "env") -> None:
         raise ValueError(f"{field}={name!r} is not a known environment; available: {', '.join(available())}")
 
 
-def make(name: str, **overrides) -> Environment:
-    """Build an environment by name.
+def make(name: str, **overrides):
+    """Build an environment (an `Environment`) by name.
 
     `overrides` are the wrapper options `normalize_obs` (default False),
     `rescale_actions` (default True: continuous agents act in [−1, 1]) and `obs_clip`,
@@ -38,6 +42,10 @@ def make(name: str, **overrides) -> Environment:
     for Brax `backend` ("mjx", "generalized", "positional", "spring"),
     `episode_length` (default 1000) and the environment's own keyword arguments.
     """
+    import jax
+
+    from purerl.envs.core import Environment
+
     check_name(name, field="name")
     wrapper = {k: overrides.pop(k) for k in _WRAPPER_OPTIONS if k in overrides}
     with jax.ensure_compile_time_eval():  # spaces are static even when first built under a trace
@@ -46,14 +54,18 @@ def make(name: str, **overrides) -> Environment:
 
 def _backend(name: str, overrides: dict):
     if name.startswith("brax/"):
-        backend = BraxBackend(name[len("brax/"):], **overrides)
-    elif name.startswith("probe/"):
+        from purerl.envs.brax_backend import BraxBackend
+
+        return BraxBackend(name[len("brax/"):], **overrides)
+    if name.startswith("probe/"):
+        from purerl.envs.probes import ProbeBackend
+
         if overrides:
             raise ValueError(f"make({name!r}): probes take no options, got {sorted(overrides)}")
-        backend = ProbeBackend(name[len("probe/"):])
-    else:
-        backend = GymnaxBackend(name, **overrides)
-    return backend
+        return ProbeBackend(name[len("probe/"):])
+    from purerl.envs.gymnax_backend import GymnaxBackend
+
+    return GymnaxBackend(name, **overrides)
 
 
 __all__ = ["make", "available", "check_name", "Environment", "EnvState", "TimeStep", "RunningMeanStd",

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from purerl.envs.names import BRAX_ENVS  # noqa: F401 (re-exported)
 from purerl.envs.spaces import Box
 
-BRAX_ENVS = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "reacher", "inverted_pendulum")
 PHYSICS_BACKENDS = ("mjx", "generalized", "positional", "spring")
 
 

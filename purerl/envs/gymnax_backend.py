@@ -1,8 +1,17 @@
-"""gymnax (≥ 1.0) backend: classic control, MinAtar, bsuite and misc environments."""
+"""gymnax (≥ 1.0) backend: classic control, MinAtar and misc environments.
+
+`gymnax.make` would import every gymnax environment, and with them matplotlib, seaborn,
+pandas and scipy (about 1.3 s of a 2-core machine's start-up); `load_environment` imports
+only the one module that defines the requested environment.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
+import sys
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,15 +29,46 @@ def _space(space) -> Box | Discrete:
     raise ValueError(f"unsupported gymnax space {space!r}")
 
 
+def load_environment(name: str):
+    """`gymnax.make(name)` without importing the rest of gymnax: (environment, default params).
+
+    When gymnax is not imported yet, its package `__init__` files (which import every
+    environment) are stood in for by empty packages while the one module loads, and removed
+    afterwards: a later `import gymnax` runs the real ones and reuses the loaded module."""
+    from purerl.envs.names import GYMNAX_CLASSES
+
+    module_path, class_name = GYMNAX_CLASSES[name]
+    full = f"gymnax.environments.{module_path}"
+    if "gymnax" in sys.modules or full in sys.modules:
+        module = importlib.import_module(full)
+    else:
+        spec = importlib.util.find_spec("gymnax")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("gymnax is not installed: pip install 'gymnax>=0.0.9'")
+        root = list(spec.submodule_search_locations)[0]
+        packages = ["gymnax", "gymnax.environments", f"gymnax.environments.{module_path.split('.')[0]}"]
+        stubs = {}
+        for package in packages:
+            stub = types.ModuleType(package)
+            stub.__path__ = [root + package[len("gymnax"):].replace(".", "/")]
+            stubs[package] = sys.modules[package] = stub
+        try:
+            module = importlib.import_module(full)
+        finally:
+            for package, stub in stubs.items():
+                if sys.modules.get(package) is stub:
+                    del sys.modules[package]
+    env = getattr(module, class_name)()
+    return env, env.default_params
+
+
 class GymnaxBackend:
     """Wraps a gymnax environment; `overrides` replace fields of its `EnvParams`
     (e.g. `max_steps_in_episode=200`)."""
 
     def __init__(self, name: str, **overrides):
-        import gymnax
-
         self.name = name
-        self.env, params = gymnax.make(name)
+        self.env, params = load_environment(name)
         fields = {f.name for f in dataclasses.fields(params)}
         unknown = sorted(set(overrides) - fields)
         if unknown:

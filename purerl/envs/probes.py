@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from purerl.envs.names import PROBES
 from purerl.envs.spaces import Box, Discrete
 
 
@@ -73,4 +74,3 @@ class ProbeBackend:
         return new, new.obs, reward.astype(jnp.float32), terminated, truncated, final_obs
 
 
-PROBES = ("constant", "observation", "delayed", "action", "action-continuous", "observation-action", "time-limit")
