@@ -59,16 +59,24 @@ def run_block(update: Callable, evaluate_fn: Callable, state, block_index, block
     `block_index` must not be batched under `vmap`: the skip is then a real branch, and so
     are the gates of an `update(state, update_index=None)`, which gets the update's number.
     """
-    _, metrics_shape = jax.eval_shape(update, state)
-    nan_metrics = jax.tree.map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics_shape)
     takes_index = accepts_update_index(update)
 
     def step(s, i):
         index = block_index * block_size + i
-        run = (lambda s: update(s, update_index=index)) if takes_index else update
+        traced = {}  # the update's metrics, as the `run` branch traced them
+
+        def run(s):
+            out = update(s, update_index=index) if takes_index else update(s)
+            traced["metrics"] = out[1]
+            return out
+
+        def skip(s):  # the same metrics, NaN; `cond` traces `run` first, so `update` is traced once
+            metrics = traced["metrics"] if "metrics" in traced else jax.eval_shape(run, s)[1]
+            return s, jax.tree.map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics)
+
         if total_updates % block_size == 0:  # every block is full: no branch needed
             return run(s)
-        return jax.lax.cond(index < total_updates, run, lambda s: (s, nan_metrics), s)
+        return jax.lax.cond(index < total_updates, run, skip, s)
 
     state, metrics = jax.lax.scan(step, state, jnp.arange(block_size))
     return state, metrics, evaluate_fn(state)
