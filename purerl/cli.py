@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The flags `--resume` honours; a resumed run takes everything else from its config.json.
-RESUME_FLAGS = {"--resume": True, "--stop-after": True, "--progress": False, "--no-progress": False}
+RESUME_FLAGS = {"--resume": True, "--stop-after": True, "--progress": False, "--no-progress": False,
+                "--compile-cache": False, "--no-compile-cache": False}
 
 
 def _resume(algo: str, flags: list[str]) -> int:
-    """`purerl train ALGORITHM --resume RUN_DIR [--stop-after N] [--no-progress]`: refuse
+    """`purerl train ALGORITHM --resume RUN_DIR [--stop-after N] [--no-progress] [--no-compile-cache]`: refuse
     any other flag, and an ALGORITHM that is not the run's, instead of ignoring them."""
     import json
     import os
@@ -109,7 +110,8 @@ def _resume(algo: str, flags: list[str]) -> int:
         i += 1
     if refused:
         print(f"error: --resume continues a run with the config and options saved in its config.json; it cannot "
-              f"honour {', '.join(refused)} (allowed with --resume: --stop-after, --progress/--no-progress)",
+              f"honour {', '.join(refused)} (allowed with --resume: --stop-after, --progress/--no-progress, "
+              "--compile-cache/--no-compile-cache)",
               file=sys.stderr)
         return 2
     try:
@@ -118,7 +120,9 @@ def _resume(algo: str, flags: list[str]) -> int:
         saved = json.load(open(path))["algorithm"] if os.path.exists(path) else algo
         if saved != algo:
             raise ValueError(f"--resume {values['--resume']!r}: that run trains {saved!r}, not {algo!r}")
-        run.resume(values["--resume"], stop_after=stop_after, progress="--no-progress" not in values)
+        cache = False if "--no-compile-cache" in values else (True if "--compile-cache" in values else None)
+        run.resume(values["--resume"], stop_after=stop_after, progress="--no-progress" not in values,
+                   compile_cache=cache)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -47,13 +47,12 @@ def iqm(scores: np.ndarray) -> float:
 def bootstrap_ci(scores: np.ndarray, statistic: str = "iqm", reps: int = 2000, seed: int = 0):
     """95% stratified-bootstrap confidence interval of `statistic` ("iqm" or "mean")
     across seeds, via rliable. `scores`: [num_seeds]."""
-    from rliable import library as rly
-    from rliable import metrics
-
     scores = np.asarray(scores, np.float64).reshape(-1, 1)
     if scores.shape[0] < 2 or np.allclose(scores, scores[0]):
         value = float(scores.mean())
         return value, value
+    from rliable import library as rly  # imported only here: it brings SciPy and pandas (about 1 s)
+    from rliable import metrics
     func = metrics.aggregate_iqm if statistic == "iqm" else metrics.aggregate_mean
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     _, cis = rly.get_interval_estimates({"x": scores}, lambda s: np.array([func(s)]), reps=reps)
@@ -96,8 +95,13 @@ def format_table(title: str, summary: dict, timing: dict) -> str:
         shown = ", ".join(map(str, nonfinite[:20])) + (", …" if len(nonfinite) > 20 else "")
         lines.append(f"  non-finite final return (diverged), not in the statistics: {len(nonfinite)} of "
                      f"{summary['num_seeds']} seeds: {shown}")
+    cache = ""
+    if timing.get("compile_cache_dir"):
+        hits, programs = timing.get("compile_cache_hits", 0), timing.get("compiled_programs", 2)
+        cache = (f" (compilation cache hit: {hits} of {programs} programs loaded)" if hits
+                 else " (compilation cache: miss, stored for the next run)")
     lines.append(f"env steps/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: "
-                 f"{timing['compile_seconds']:.1f} s   run: {timing['run_seconds']:.1f} s")
+                 f"{timing['compile_seconds']:.1f} s{cache}   run: {timing['run_seconds']:.1f} s")
     return "\n".join(lines)
 
 

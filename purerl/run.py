@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime
 import functools
@@ -57,6 +58,7 @@ class RunOptions:
     distributed: bool = False  # call jax.distributed.initialize() (multi-host runs)
     memory_limit_gb: float | None = None  # memory budget per device (default: what the device has free)
     on_memory: str = "chunk"  # when the seeds do not fit: "chunk" (sequential chunks) or "error"
+    compile_cache: bool = True  # keep compiled programs in a persistent cache (run.default_cache_dir())
 
     def __post_init__(self):
         if not isinstance(self.num_seeds, int) or self.num_seeds < 1:
@@ -119,7 +121,8 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
         raise ValueError(f"config must be a {module.__name__}.Config, got {type(config).__name__}")
     if options.resume:
         _check_resume_request(options.resume, algo, config, options)
-        return resume(options.resume, stop_after=options.stop_after, progress=options.progress)
+        return resume(options.resume, stop_after=options.stop_after, progress=options.progress,
+                      compile_cache=options.compile_cache)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = options.run_name or f"{algo}-{getattr(config, 'env', 'env').replace('/', '_')}-{stamp}"
     run_dir = os.path.join(options.runs_dir, name)
@@ -127,6 +130,7 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
         raise ValueError(f"run directory {run_dir!r} already holds a run: pass --resume {run_dir} to continue it, "
                          "or choose another --run-name")
     devices = start_devices(options.distributed)
+    use_compilation_cache(options.compile_cache)
     meta = {
         "algorithm": algo,
         "config": to_dict(config),
@@ -148,7 +152,7 @@ def _read_meta(run_dir: str) -> dict:
 
 
 # Options a resumed run takes from the caller; every other one comes from the run's config.json.
-RESUME_OPTIONS = ("resume", "stop_after", "progress")
+RESUME_OPTIONS = ("resume", "stop_after", "progress", "compile_cache")
 
 
 def _check_resume_request(run_dir: str, algo: str, config, options: RunOptions) -> None:
@@ -168,9 +172,10 @@ def _check_resume_request(run_dir: str, algo: str, config, options: RunOptions) 
                          f"change {', '.join(changed)}")
 
 
-def resume(run_dir: str, stop_after: int | None = None, progress: bool = True) -> RunResult:
+def resume(run_dir: str, stop_after: int | None = None, progress: bool = True,
+           compile_cache: bool | None = None) -> RunResult:
     """Continue the run in `run_dir` from its latest checkpoint, with its saved config,
-    options and seed-chunk plan."""
+    options and seed-chunk plan (`compile_cache`: None keeps the saved setting)."""
     meta = _read_meta(run_dir)
     if "chunk_plan" not in meta:
         raise ValueError(f"--resume {run_dir!r}: config.json has no chunk_plan (written by an older purerl), so "
@@ -180,7 +185,10 @@ def resume(run_dir: str, stop_after: int | None = None, progress: bool = True) -
     fields = {f.name for f in dataclasses.fields(RunOptions)}
     saved = {k: v for k, v in meta["options"].items() if k in fields}
     options = RunOptions(**{**saved, "resume": None, "stop_after": stop_after, "progress": progress})
+    if compile_cache is not None:
+        options = dataclasses.replace(options, compile_cache=compile_cache)
     devices = start_devices(options.distributed)
+    use_compilation_cache(options.compile_cache)
     return _run(module, meta["algorithm"], config, options, run_dir, devices,
                 saved_chunk=int(meta["chunk_plan"]["chunk_size"]))
 
@@ -261,6 +269,56 @@ def plan_chunks(num_seeds: int, per_seed_bytes: int, available_bytes: int, num_d
 
 
 # ----------------------------------------------------------------------------- compile
+def default_cache_dir() -> str:
+    """Where compiled programs are kept between runs: `$PURERL_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/purerl/jax` (`~/.cache/purerl/jax`)."""
+    if os.environ.get("PURERL_CACHE_DIR"):
+        return os.environ["PURERL_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "purerl", "jax")
+
+
+def use_compilation_cache(enabled: bool) -> str | None:
+    """Turn JAX's persistent compilation cache on or off; returns its directory when on.
+
+    This is JAX's process-wide setting (the first run of a process fixes it for the
+    process's later compilations too). A directory the user set (`JAX_COMPILATION_CACHE_DIR`)
+    is kept, otherwise `default_cache_dir()` (delete it at any time; it is not size-limited).
+    Programs that took ≥ 0.1 s to compile are stored, so a second run of the
+    same configuration loads `init` and the block instead of compiling them (it still
+    traces them: the cache key is the lowered program, with the JAX version and devices)."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_enable_compilation_cache", bool(enabled))
+    if enabled:
+        if not jax.config.jax_compilation_cache_dir:
+            jax.config.update("jax_compilation_cache_dir", default_cache_dir())
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    compilation_cache.reset_cache()  # JAX decides once per process whether to use it: decide again now
+    return jax.config.jax_compilation_cache_dir if enabled else None
+
+
+class _CacheEvents:
+    """Counts persistent-compilation-cache hits while in the `with` block."""
+
+    def __enter__(self):
+        import jax.monitoring
+
+        self.hits = 0
+        jax.monitoring.register_event_listener(self._on_event)
+        return self
+
+    def _on_event(self, event: str, **kwargs) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            self.hits += 1
+
+    def __exit__(self, *exc):
+        import jax.monitoring
+
+        jax.monitoring.unregister_event_listener(self._on_event)
+        return False
+
+
 @dataclasses.dataclass
 class Program:
     """`init` and one evaluation block, compiled for `seeds` seeds sharded over a mesh."""
@@ -272,7 +330,8 @@ class Program:
     seeds: int
     num_devices: int
     bytes_per_device: int  # the larger of the two programs' memory_analysis
-    compile_seconds: float
+    compile_seconds: float  # tracing, lowering and compiling (or loading from the compilation cache)
+    cache_hits: int = 0  # of the two programs, those loaded from the persistent compilation cache
 
 
 def compile_program(module, config, mesh, seeds: int) -> Program:
@@ -292,11 +351,16 @@ def compile_program(module, config, mesh, seeds: int) -> Program:
     block_fn = jax.jit(jax.vmap(block, in_axes=(0, None), axis_name="seed"), in_shardings=(by_seed, replicated),
                        out_shardings=by_seed, donate_argnums=0)
     block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32))
-    init_compiled, block_compiled = init_lowered.compile(), block_lowered.compile()
+    with _CacheEvents() as cache:
+        # XLA compiles with the GIL released: `init` compiles on a second thread meanwhile.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            init_future = pool.submit(init_lowered.compile)
+            block_compiled = block_lowered.compile()
+            init_compiled = init_future.result()
     return Program(init=init_compiled, block=block_compiled, state_info=state_info,
                    metrics_info=block_lowered.out_info[1], seeds=seeds, num_devices=mesh.size,
                    bytes_per_device=max(program_bytes(init_compiled), program_bytes(block_compiled)),
-                   compile_seconds=time.perf_counter() - t0)
+                   compile_seconds=time.perf_counter() - t0, cache_hits=cache.hits)
 
 
 def bytes_per_seed(program: Program) -> int:
@@ -562,6 +626,9 @@ def _finish(r: _Run, done_blocks: int) -> RunResult:
     steps_done = int(sum(r.env_steps[e - 1] for e in evals if e))
     timing = {
         "compile_seconds": r.program.compile_seconds,
+        "compile_cache_dir": jax.config.jax_compilation_cache_dir if r.options.compile_cache else None,
+        "compile_cache_hits": r.program.cache_hits,
+        "compiled_programs": 2,
         "run_seconds": run_seconds,
         "env_steps_per_second": steps_done / max(run_seconds, 1e-9),
         "devices": r.mesh.size,

@@ -291,3 +291,26 @@ def test_cli_resume_refuses_what_it_cannot_honour(uninterrupted, capsys):
     assert "that run trains 'ppo', not 'sac'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="cannot change gamma, num_seeds"):
         run.train("ppo", SMALL.replace(gamma=0.9), run.RunOptions(resume=d, num_seeds=7, progress=False))
+
+
+# ----------------------------------------------------------------------------- compilation cache
+def test_second_run_loads_both_programs_from_the_compilation_cache(tmp_path, capsys, monkeypatch):
+    config = SMALL.replace(hidden_sizes=(12,), total_timesteps=4 * 16 * 3)  # a program no other test compiles
+    first = run.train("ppo", config, _opts(tmp_path, "first", num_seeds=1, plot=False))
+    assert first.timing["compile_cache_dir"] == os.environ["PURERL_CACHE_DIR"]
+    assert "compilation cache: miss" in capsys.readouterr().out
+    second = run.train("ppo", config, _opts(tmp_path, "second", num_seeds=1, plot=False))
+    assert second.timing["compile_cache_hits"] == 2
+    assert "compilation cache hit: 2 of 2 programs loaded" in capsys.readouterr().out
+    assert _leaves_equal(first.states, second.states)
+    off = run.train("ppo", config, _opts(tmp_path, "off", num_seeds=1, plot=False, compile_cache=False))
+    assert off.timing["compile_cache_dir"] is None and off.timing["compile_cache_hits"] == 0
+    run.use_compilation_cache(True)  # the other tests of this worker keep the cache
+
+
+def test_default_cache_dir(monkeypatch):
+    monkeypatch.delenv("PURERL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert run.default_cache_dir() == "/somewhere/purerl/jax"
+    monkeypatch.setenv("PURERL_CACHE_DIR", "/elsewhere")
+    assert run.default_cache_dir() == "/elsewhere"
