@@ -28,11 +28,26 @@ class BraxState:
     time: jax.Array  # steps taken in the running episode
 
 
+# Observation sizes of the Brax environments with their default keyword arguments (Brax
+# 0.12–0.14, every physics backend). Brax's `observation_size` property runs `reset`, and
+# tracing MJX's `reset` takes seconds on a CPU; `reset` below checks the size at trace time.
+OBS_SIZES = {"ant": 27, "halfcheetah": 17, "hopper": 11, "walker2d": 17, "humanoid": 244, "reacher": 11,
+             "inverted_pendulum": 4}
+
+
 @functools.lru_cache(maxsize=None)
 def _load(name: str, backend: str, kwargs: tuple):
+    """(Brax environment, observation size)."""
     from brax import envs
 
-    return envs.get_environment(name, backend=backend, **dict(kwargs))
+    env = envs.get_environment(name, backend=backend, **dict(kwargs))
+    if not kwargs and name in OBS_SIZES:
+        return env, OBS_SIZES[name]
+    # Traced abstractly, not through the `observation_size` property: under
+    # `jax.ensure_compile_time_eval` (where `purerl.envs.make` builds environments) that runs
+    # MJX op by op, about 20 s on a CPU.
+    obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
+    return env, int(obs.shape[-1])
 
 
 class BraxBackend:
@@ -42,13 +57,16 @@ class BraxBackend:
         if int(episode_length) < 1:
             raise ValueError(f"make('brax/{name}'): episode_length must be ≥ 1, got {episode_length}")
         self.name = f"brax/{name}"
-        self.env = _load(name, backend, tuple(sorted(kwargs.items())))
-        self.observation_space = Box.make(-jnp.inf, jnp.inf, (self.env.observation_size,))
+        self.env, obs_size = _load(name, backend, tuple(sorted(kwargs.items())))
+        self.observation_space = Box.make(-jnp.inf, jnp.inf, (obs_size,))
         self.action_space = Box.make(-1.0, 1.0, (self.env.action_size,))
         self.max_episode_steps = int(episode_length)
 
     def reset(self, key):
         state = self.env.reset(key)
+        if state.obs.shape != self.observation_space.shape:
+            raise ValueError(f"{self.name}: Brax returned observations of shape {state.obs.shape}, not "
+                             f"{self.observation_space.shape} as brax_backend.OBS_SIZES says; correct that table")
         return BraxState(state=state, first=state, time=jnp.zeros((), jnp.int32)), state.obs
 
     def step(self, key, bstate: BraxState, action):
