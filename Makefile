@@ -21,8 +21,8 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/purerl train ppo --env CartPole-v1 --num-seeds 16 --total-timesteps 500000
 
-test: install
-	$(BIN)/python -m pytest -n 2 -q --durations=20
+test: install  # worksteal: an idle worker takes queued tests from the busy one (the long learning tests)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=20
 
 test-fast: install  # everything but the learning and Brax tests
 	$(BIN)/python -m pytest -n 2 -q -m "not learning and not brax"
