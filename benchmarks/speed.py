@@ -1,36 +1,124 @@
-"""Speed. PPO on CartPole-v1: compile time, training throughput over 1–1024 seeds, and the
-no-learning ceiling (the same rollout — same environment batch, same policy network,
-action sampling — without any gradient step).
+"""Speed on this machine: whole-process command-line runs, and training throughput against
+a no-learning reference for PPO, SAC and DQN over 1–1024 seeds.
 
-    python benchmarks/speed.py                # prints a table, saves benchmarks/results/speed.json
-    python benchmarks/speed.py --parts sac    # only the SAC part (merged into speed.json)
-    python benchmarks/speed.py --quick        # fewer seeds and steps (a smoke run)
+    python benchmarks/speed.py                  # every part; prints, saves benchmarks/results/speed.json
+    python benchmarks/speed.py --parts cli      # one part (merged into speed.json with the others)
+    python benchmarks/speed.py --quick          # few seeds and steps, nothing saved (a smoke run)
 
-Throughput runs use `eval_every = num_updates` (one evaluation, at the end) so that
-training and ceiling do the same environment work; the one-seed 500k-step run uses
-the default Config, evaluations included, as `purerl train` runs it. Then SAC on
-Pendulum-v1 (its preset, 20k steps) with one seed and with eight.
+Parts:
+* `cli` — what a user waits for, as `time purerl …` measures it (a fresh process each): `purerl list`,
+  `purerl --help`, PPO CartPole-v1 500k steps with one seed from an empty compilation cache
+  and again from the cache the first run filled, SAC Pendulum-v1 20k steps with one seed and
+  with eight (each from an empty cache).
+* `ppo`, `sac`, `dqn` — env steps/s of `jax.jit(jax.vmap(train))` for 1, 16, 256 and 1024
+  seeds, and of the same program without learning: for SAC and DQN the same `train` with
+  `learning_starts` beyond the run (the learning branch never runs; acting, the replay
+  buffer and the evaluation do), for PPO its rollout (same environments, policy network and
+  action sampling, no gradient step). The run length per seed shrinks as the seed count grows
+  (a fixed budget of env steps over all seeds, never below a few updates); every row records
+  the 1-minute load average when it started, since other work on the machine slows it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-
-import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import RESULTS_DIR, hardware, save  # noqa: E402
-from purerl.algos import ppo, sac  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = (1, 16, 256, 1024)
 
 
-def rollout_ceiling(config: ppo.Config, key):
-    """`num_updates` rollouts of PPO's acting loop with no learning."""
+# ----------------------------------------------------------------------------- whole process
+def _purerl(args: list[str], cache_dir: str, runs_dir: str) -> dict:
+    """One `purerl …` process: wall seconds, and the run's results.json timing when it trained."""
+    env = {**os.environ, "PURERL_CACHE_DIR": cache_dir, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    cmd = [sys.executable, "-m", "purerl.cli", *args]
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=runs_dir, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    out = {"command": "purerl " + " ".join(args), "wall_seconds": wall, "load_average_1min": load}
+    if args[0] == "train":
+        name = args[args.index("--run-name") + 1]
+        results = json.load(open(os.path.join(runs_dir, "runs", name, "results.json")))
+        t = results["timing"]
+        out.update(compile_seconds=t["compile_seconds"], run_seconds=t["run_seconds"],
+                   compile_cache_hits=t.get("compile_cache_hits"),
+                   reported_cache_hit="compilation cache hit" in proc.stdout,
+                   final_eval_return_mean=results["final_eval_return"].get("mean"))
+    return out
+
+
+def measure_cli(quick: bool, save_part) -> dict:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        def cache(name):
+            return os.path.join(tmp, "cache-" + name)
+
+        for label, args in (("list", ["list"]), ("help", ["--help"])):
+            runs = [_purerl(args, cache("none"), tmp)["wall_seconds"] for _ in range(5)]
+            results[label] = {"command": "purerl " + " ".join(args), "wall_seconds_median_of_5": statistics.median(runs)}
+            print(f"purerl {' '.join(args)}: {statistics.median(runs):.2f} s (median of 5)")
+        ppo_steps = "50000" if quick else "500000"
+        ppo = ["train", "ppo", "--env", "CartPole-v1", "--num-seeds", "1", "--total-timesteps", ppo_steps,
+               "--no-progress"]
+        results["ppo_1_seed_cold"] = _purerl(ppo + ["--run-name", "ppo-cold"], cache("ppo"), tmp)
+        results["ppo_1_seed_cached"] = _purerl(ppo + ["--run-name", "ppo-cached"], cache("ppo"), tmp)
+        for key in ("ppo_1_seed_cold", "ppo_1_seed_cached"):
+            r = results[key]
+            print(f"{key}: {r['wall_seconds']:.1f} s whole process (compile {r['compile_seconds']:.1f} s, run "
+                  f"{r['run_seconds']:.1f} s, cache hits {r['compile_cache_hits']}); return "
+                  f"{r['final_eval_return_mean']:.1f}")
+        save_part(results)
+        sac_steps = "4000" if quick else "20000"
+        for n in ("1", "8"):
+            sac = ["train", "sac", "--env", "Pendulum-v1", "--num-seeds", n, "--total-timesteps", sac_steps,
+                   "--no-progress", "--run-name", f"sac-{n}"]
+            results[f"sac_{n}_seeds_cold"] = r = _purerl(sac, cache(f"sac{n}"), tmp)
+            print(f"SAC Pendulum-v1 {sac_steps} steps, {n} seed(s): {r['wall_seconds']:.1f} s whole process (compile "
+                  f"{r['compile_seconds']:.1f} s, run {r['run_seconds']:.1f} s); return {r['final_eval_return_mean']:.1f}")
+        results["sac_8_over_1_wall"] = results["sac_8_seeds_cold"]["wall_seconds"] / results["sac_1_seeds_cold"]["wall_seconds"]
+        print(f"SAC 8 seeds / 1 seed, whole process: {results['sac_8_over_1_wall']:.2f}×")
+        save_part(results)
+    return results
+
+
+# ----------------------------------------------------------------------------- throughput
+def _measure(fn, config, num_seeds: int) -> dict:
+    import jax
+
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    f = jax.jit(jax.vmap(fn, in_axes=(None, 0)))
+    t0 = time.perf_counter()
+    compiled = f.lower(config, keys).compile()
+    t1 = time.perf_counter()
+    jax.block_until_ready(compiled(config, keys))
+    t2 = time.perf_counter()
+    steps = config.num_updates * config.env_steps_per_update * num_seeds
+    return {"compile_seconds": t1 - t0, "run_seconds": t2 - t1, "env_steps": steps,
+            "env_steps_per_second": steps / (t2 - t1)}
+
+
+def ppo_rollout(config, key):
+    """PPO's acting loop for `num_updates` rollouts: same environments, policy network and
+    action sampling as `ppo.update`, no gradient step."""
+    import jax
+
+    from purerl.algos import ppo
+
     env = ppo.make_env(config.env, config.normalize_obs)
     network = ppo.make_network(config, env)
     state = ppo.init(config, key)
@@ -47,42 +135,56 @@ def rollout_ceiling(config: ppo.Config, key):
         carry, out = jax.lax.scan(env_step, carry, None, length=config.num_steps)
         return carry, out[2].sum()
 
-    carry, rewards = jax.lax.scan(one_rollout, (state.env_state, state.obs, state.rng), None,
-                                  length=config.num_updates)
+    _, rewards = jax.lax.scan(one_rollout, (state.env_state, state.obs, state.rng), None, length=config.num_updates)
     return rewards.sum()
 
 
-def measure(fn, config, num_seeds, seed=0):
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-    f = jax.jit(jax.vmap(fn, in_axes=(None, 0)))
-    t0 = time.perf_counter()
-    compiled = f.lower(config, keys).compile()
-    t1 = time.perf_counter()
-    jax.block_until_ready(compiled(config, keys))
-    t2 = time.perf_counter()
-    steps = config.num_updates * config.env_steps_per_update * num_seeds
-    return {"num_seeds": num_seeds, "compile_seconds": t1 - t0, "run_seconds": t2 - t1,
-            "env_steps": steps, "env_steps_per_second": steps / (t2 - t1)}
+def _configs(algo: str, steps_per_seed: int):
+    """(config, no-learning function and config) for `steps_per_seed` env steps per seed."""
+    from purerl.algos import dqn, ppo, sac
+
+    def one_evaluation(config):  # at the end only, one episode
+        return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+
+    if algo == "ppo":
+        config = one_evaluation(ppo.Config(total_timesteps=steps_per_seed))
+        return config, ppo.train, ppo_rollout, config
+    if algo == "sac":  # the Pendulum preset, learning from the first full batch
+        config = one_evaluation(sac.Config.for_env("Pendulum-v1", total_timesteps=steps_per_seed, learning_starts=128,
+                                                   buffer_size=steps_per_seed))
+        return config, sac.train, sac.train, dataclasses.replace(config, learning_starts=steps_per_seed + 1)
+    config = one_evaluation(dqn.Config(total_timesteps=steps_per_seed, learning_starts=256))
+    return config, dqn.train, dqn.train, dataclasses.replace(config, learning_starts=steps_per_seed + 1)
 
 
-def main():
-    sys.stdout.reconfigure(line_buffering=True)  # show each figure as it is measured
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", nargs="+", choices=("ppo", "sac"), default=["ppo", "sac"])
-    args = parser.parse_args()
-    command = "python benchmarks/speed.py --parts " + " ".join(args.parts)
-    # Each part is saved as it grows, merged with the parts measured earlier (each part records
-    # its own hardware and command), so an interrupted run keeps what it measured.
-    save_part = (lambda name, value: None) if args.quick else functools.partial(_save_part, command)
-    if "ppo" in args.parts:
-        measure_ppo(args.quick, functools.partial(save_part, "ppo"))
-    if "sac" in args.parts:
-        save_part("sac_pendulum", measure_sac(args.quick))
-    if args.quick:
-        print(hardware())
+# env steps over all seeds per measurement, and the fewest per seed (a few updates)
+BUDGETS = {"ppo": (2_000_000, 2_048), "sac": (40_000, 400), "dqn": (400_000, 1_024)}
 
 
+def measure_throughput(algo: str, quick: bool, save_part, seeds=SEEDS) -> dict:
+    budget, least = BUDGETS[algo]
+    if quick:
+        seeds, budget = (1, 4), budget // 10
+    rows = []
+    print(f"{algo}: {'seeds':>6}{'steps/seed':>11}{'train steps/s':>15}{'no-learning steps/s':>21}{'ratio':>7}"
+          f"{'compile s':>10}{'load':>6}")
+    for n in seeds:
+        load = os.getloadavg()[0]
+        config, train, reference, reference_config = _configs(algo, max(budget // n, least))
+        train_row = _measure(train, config, n)
+        reference_row = _measure(reference, reference_config, n)
+        ratio = train_row["env_steps_per_second"] / reference_row["env_steps_per_second"]
+        rows.append({"num_seeds": n, "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
+                     "train": train_row, "no_learning": reference_row, "train_over_no_learning": ratio,
+                     "load_average_1min": load})
+        print(f"{algo}: {n:>6}{rows[-1]['env_steps_per_seed']:>11}{train_row['env_steps_per_second']:>15,.0f}"
+              f"{reference_row['env_steps_per_second']:>21,.0f}{ratio:>7.2f}{train_row['compile_seconds']:>10.1f}"
+              f"{load:>6.1f}")
+        save_part({"rows": rows})
+    return {"rows": rows}
+
+
+# ----------------------------------------------------------------------------- main
 def _save_part(command: str, name: str, value: dict) -> None:
     path = os.path.join(RESULTS_DIR, "speed.json")
     earlier = json.load(open(path)) if os.path.exists(path) else {}
@@ -90,63 +192,25 @@ def _save_part(command: str, name: str, value: dict) -> None:
     save("speed", {"parts": parts})
 
 
-def measure_ppo(quick: bool, save_part) -> dict:
-    seed_counts = [1, 16] if quick else [1, 16, 64, 256, 1024]
-    results = {"single_seed_default": None, "throughput": []}
-
-    # 1. The issue's target: one seed, 500k steps, default Config (evaluations included).
-    config = ppo.Config(total_timesteps=50_000 if quick else 500_000)
-    keys = jax.random.PRNGKey(0)
-    t0 = time.perf_counter()
-    compiled = jax.jit(ppo.train).lower(config, keys).compile()
-    t1 = time.perf_counter()
-    _, _, returns = jax.block_until_ready(compiled(config, keys))
-    t2 = time.perf_counter()
-    results["single_seed_default"] = {"total_timesteps": config.total_timesteps, "compile_seconds": t1 - t0,
-                                      "run_seconds": t2 - t1, "compile_plus_run_seconds": t2 - t0,
-                                      "final_eval_return": float(returns[-1].mean())}
-    save_part(results)
-    print(f"1 seed, {config.total_timesteps:,} steps, default config: compile {t1 - t0:.1f} s + run {t2 - t1:.1f} s "
-          f"= {t2 - t0:.1f} s (final eval return {float(returns[-1].mean()):.1f})")
-
-    # 2. Throughput against the no-learning ceiling, per number of seeds.
-    print(f"{'seeds':>6}{'train steps/s':>16}{'ceiling steps/s':>18}{'ratio':>8}{'compile s':>11}")
-    for n in seed_counts:
-        steps = max(20_480, (1_000_000 if not quick else 200_000) // n // 512 * 512)
-        config = ppo.Config(total_timesteps=steps, eval_every=steps // 512, eval_episodes=1)
-        train = measure(ppo.train, config, n)
-        ceiling = measure(rollout_ceiling, config, n)
-        ratio = train["env_steps_per_second"] / ceiling["env_steps_per_second"]
-        results["throughput"].append({"num_seeds": n, "total_timesteps_per_seed": steps, "train": train,
-                                      "ceiling": ceiling, "train_over_ceiling": ratio})
-        print(f"{n:>6}{train['env_steps_per_second']:>16,.0f}{ceiling['env_steps_per_second']:>18,.0f}"
-              f"{ratio:>8.2f}{train['compile_seconds']:>11.1f}")
-        save_part(results)
-    return results
-
-
-def measure_sac(quick: bool) -> dict:
-    """Issue 4's target: SAC on Pendulum-v1 (preset, 20k steps): one seed, then 8 seeds."""
-    sac_config = sac.Config.for_env("Pendulum-v1", total_timesteps=4_000 if quick else 20_000)
-    results = []
-    for n in (1, 8):
-        keys = jax.random.split(jax.random.PRNGKey(0), n)
-        t0 = time.perf_counter()
-        compiled = jax.jit(jax.vmap(sac.train, in_axes=(None, 0))).lower(sac_config, keys).compile()
-        t1 = time.perf_counter()
-        _, _, sac_returns = jax.block_until_ready(compiled(sac_config, keys))
-        t2 = time.perf_counter()
-        grad_steps = sac_config.num_updates * sac_config.gradient_steps_per_update * n
-        results.append({"num_seeds": n, "total_timesteps": sac_config.total_timesteps,
-                        "compile_seconds": t1 - t0, "run_seconds": t2 - t1, "compile_plus_run_seconds": t2 - t0,
-                        "gradient_updates_per_second": grad_steps / (t2 - t1),
-                        "final_eval_return_mean": float(sac_returns[:, -1].mean())})
-        print(f"SAC Pendulum-v1 {sac_config.total_timesteps:,} steps, {n} seed(s): compile {t1 - t0:.1f} s + run "
-              f"{t2 - t1:.1f} s = {t2 - t0:.1f} s; final eval return {float(sac_returns[:, -1].mean()):.1f}")
-    one, eight = results
-    ratio = eight["compile_plus_run_seconds"] / one["compile_plus_run_seconds"]
-    print(f"8 seeds / 1 seed wall time: {ratio:.2f}×")
-    return {"runs": results, "eight_over_one_wall_time": ratio}
+def main():
+    sys.stdout.reconfigure(line_buffering=True)  # show each figure as it is measured
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=("cli", "ppo", "sac", "dqn"), default=["cli", "ppo", "sac", "dqn"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    args = parser.parse_args()
+    for part in args.parts:
+        # Each part is saved as it grows, merged with the parts measured earlier (each part records its own
+        # hardware and command), so an interrupted run keeps what it measured.
+        command = f"python benchmarks/speed.py --parts {part}" + (
+            "" if args.seeds == list(SEEDS) else " --seeds " + " ".join(map(str, args.seeds)))
+        save_part = (lambda value: None) if args.quick else functools.partial(_save_part, command, part)
+        if part == "cli":
+            measure_cli(args.quick, save_part)
+        else:
+            measure_throughput(part, args.quick, save_part, tuple(args.seeds))
+    if args.quick:
+        print(hardware())
 
 
 if __name__ == "__main__":
