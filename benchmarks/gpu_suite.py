@@ -87,6 +87,7 @@ def timed_run(algo: str, config, num_seeds: int, target: float | None = None, ti
     import numpy as np
 
     from purerl import algos, run
+    from purerl.config import to_dict
     from purerl.evaluation import num_blocks
 
     module = algos.get(algo)
@@ -116,17 +117,11 @@ def timed_run(algo: str, config, num_seeds: int, target: float | None = None, ti
             break
     total = time.perf_counter() - t0
     steps = curve[-1]["env_steps"] * num_seeds
-    return {"algorithm": algo, "env": config.env, "num_seeds": num_seeds, "config": _config_dict(config),
+    return {"algorithm": algo, "env": config.env, "num_seeds": num_seeds, "config": to_dict(config),
             "compile_seconds": compile_seconds, "run_seconds": total - compile_seconds, "wall_seconds": total,
             "env_steps_per_second": steps / max(total - compile_seconds, 1e-9),
             "final_mean_eval_return": curve[-1]["mean_eval_return"], "target": target,
             "seconds_to_target": reached, "stopped_at_time_limit": stopped, "curve": curve}
-
-
-def _config_dict(config) -> dict:
-    from purerl.config import to_dict
-
-    return to_dict(config)
 
 
 def part_cartpole(dry: bool) -> dict:

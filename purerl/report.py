@@ -97,8 +97,8 @@ def format_table(title: str, summary: dict, timing: dict) -> str:
                      f"{summary['num_seeds']} seeds: {shown}")
     cache = ""
     if timing.get("compile_cache_dir"):
-        hits, programs = timing.get("compile_cache_hits", 0), timing.get("compiled_programs", 2)
-        cache = (f" (compilation cache hit: {hits} of {programs} programs loaded)" if hits
+        hits = timing.get("compile_cache_hits", 0)
+        cache = (f" (compilation cache hit: {hits} of 2 programs loaded)" if hits
                  else " (compilation cache: miss, stored for the next run)")
     lines.append(f"env steps/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: "
                  f"{timing['compile_seconds']:.1f} s{cache}   run: {timing['run_seconds']:.1f} s")

@@ -642,8 +642,7 @@ def _finish(r: _Run, done_blocks: int) -> RunResult:
     timing = {
         "compile_seconds": r.program.compile_seconds,
         "compile_cache_dir": jax.config.jax_compilation_cache_dir if r.options.compile_cache else None,
-        "compile_cache_hits": r.program.cache_hits,
-        "compiled_programs": 2,
+        "compile_cache_hits": r.program.cache_hits,  # of the 2 programs, init and the block
         "run_seconds": run_seconds,
         "env_steps_per_second": steps_done / max(run_seconds, 1e-9),
         "devices": r.mesh.size,
