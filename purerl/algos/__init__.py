@@ -4,6 +4,19 @@ Every module provides `Config` (frozen, validated), `TrainState`, `init(config, 
 `update(config, state) -> (state, metrics)`, `evaluate(config, state) -> returns`
 and `train(config, key)`; `Config` has `num_updates`, `env_steps_per_update`,
 `eval_every` and `eval_episodes`.
+
+Offline algorithms (`OFFLINE = True`: bc, cql, iql, awr, edac, td3_bc) learn from a fixed
+dataset (`purerl.datasets`), a `buffers.Transition` with leaves [N, ...] that is an argument of
+the compiled program, broadcast across seeds and never copied per seed or stored in the state:
+
+    init(config, key, dataset) -> TrainState      (may keep dataset statistics, e.g. obs mean/std)
+    update(config, state, dataset) -> (state, metrics)   `steps_per_update` gradient steps
+    evaluate(config, state) -> returns            episodes in `config.env`, inside the program
+    train(config, key, dataset)                   under jax.jit(jax.vmap(train, in_axes=(None, 0, None)))
+
+Their `Config` has `dataset` (a path the runner loads: `purerl train iql --dataset PATH`),
+`num_gradient_steps`, `steps_per_update`, and `env_steps_per_update = steps_per_update`: for
+an offline algorithm the runner's step axis counts gradient steps.
 """
 
 from __future__ import annotations
@@ -20,6 +33,12 @@ ALGORITHMS = {
     "trpo": "purerl.algos.trpo",
     "ddpg": "purerl.algos.ddpg",
     "td3": "purerl.algos.td3",
+    "bc": "purerl.algos.bc",
+    "cql": "purerl.algos.cql",
+    "iql": "purerl.algos.iql",
+    "awr": "purerl.algos.awr",
+    "edac": "purerl.algos.edac",
+    "td3_bc": "purerl.algos.td3_bc",
 }
 
 
