@@ -2,20 +2,25 @@
 
     purerl train ppo --env CartPole-v1 --num-seeds 16 --total-timesteps 500000
     purerl train ppo --resume runs/<run-name>
+    purerl collect --run runs/<run> --kind expert --steps 100000 --out data/pendulum-expert
+    purerl train iql --dataset data/pendulum-expert --num-seeds 10
     purerl list
 
 Every field of the algorithm's `Config` and of `purerl.run.RunOptions` is a flag
 (`purerl train ppo --help`). Defaults come from the algorithm's preset for `--env`
-where it has one (`Config.for_env`).
+where it has one (`Config.for_env`); an offline algorithm given `--dataset` and no `--env`
+takes the dataset's environment.
 """
 
 
 import dataclasses
+import os
 import sys
 from typing import Annotated
 
 USAGE = """usage: purerl train ALGORITHM [--flags]   train (see `purerl train ALGORITHM --help`)
        purerl train ALGORITHM --resume RUN_DIR  continue an interrupted run
+       purerl collect --kind KIND --run RUN_DIR --steps N --out PATH   an offline dataset (see --help)
        purerl list                               algorithms and environments"""
 
 
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from purerl import algos, envs
 
     command, rest = argv[0], argv[1:]
+    if command == "collect":
+        return collect(rest)
     if command == "list":
         print("algorithms:", ", ".join(sorted(algos.ALGORITHMS)))
         print("environments:", ", ".join(envs.available()))
@@ -58,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     import tyro
 
     env = _flag_value(flags, "--env")
+    if env is None and getattr(module, "OFFLINE", False) and _flag_value(flags, "--dataset"):
+        from purerl import datasets
+
+        env = datasets.read_info(_flag_value(flags, "--dataset")).get("env")
     try:
         default = module.Config.for_env(env) if env else module.Config()
     except ValueError as error:
@@ -126,6 +137,48 @@ def _resume(algo: str, flags: list[str]) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def collect(argv: list[str]) -> int:
+    """`purerl collect`: an offline dataset from trained runs (the D4RL recipe), saved in the
+    Minari format."""
+    import argparse
+
+    from purerl import datasets
+
+    parser = argparse.ArgumentParser(
+        prog="purerl collect", description=datasets.__doc__.split("\n\n")[0],
+        epilog="kinds: random (uniform actions), medium (--run stopped at about a third of the expert's return, "
+               "e.g. with --stop-after), medium-replay (the replay buffer of --run), expert (--run fully trained), "
+               "medium-expert (medium from --run + expert from --expert-run). R_expert of the normalized score is "
+               "--expert-run's deterministic evaluation return (default --run for kind expert).")
+    parser.add_argument("--kind", required=True, choices=datasets.KINDS)
+    parser.add_argument("--steps", type=int, default=100_000, help="transitions to collect (medium-replay: the "
+                        "whole buffer)")
+    parser.add_argument("--out", required=True, help="dataset directory to create (Minari format)")
+    parser.add_argument("--run", help="run directory of the behaviour policy")
+    parser.add_argument("--expert-run", help="run directory of the expert (sets R_expert)")
+    parser.add_argument("--seed", type=int, default=0, help="collection seed")
+    parser.add_argument("--seed-index", type=int, default=0, help="which of the run's seeds acts")
+    parser.add_argument("--num-envs", type=int, default=16, help="parallel environments of the rollout")
+    args = parser.parse_args(argv)
+    try:
+        if os.path.exists(args.out):
+            raise ValueError(f"--out {args.out!r} exists already")
+        dataset = datasets.collect(args.kind, args.steps, run=args.run, expert_run=args.expert_run,
+                                   seed=args.seed, seed_index=args.seed_index, num_envs=args.num_envs)
+        datasets.save(dataset, args.out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    t = dataset.transitions
+    n_episodes = len(datasets.episodes(t))
+    info = dataset.info
+    print(f"{args.out}: {dataset.size:,} transitions, {n_episodes} episodes ({int(t.terminated.sum())} terminal) "
+          f"of {info['env']}, kind {info['kind']}; reward per episode {float(t.reward.sum()) / n_episodes:.1f} "
+          "(the episodes cut by the end of collection included); "
+          f"R_random {info['random_return']:.1f}, R_expert {info['expert_return']:.1f}")
     return 0
 
 

@@ -299,9 +299,11 @@ def load(path: str, env: str | None = None) -> Dataset:
     info = json.loads(metadata["purerl"]) if "purerl" in metadata else {
         "kind": "external", "dataset_id": metadata.get("dataset_id"),
         "random_return": metadata.get("ref_min_score"), "expert_return": metadata.get("ref_max_score")}
-    if "content_hash" in info and content_hash(transitions) != info["content_hash"]:
+    digest = content_hash(transitions)
+    if "content_hash" in info and digest != info["content_hash"]:
         raise ValueError(f"dataset {path!r} is corrupt: its content hash does not match the one recorded at "
                          "collection")
+    info["content_hash"] = digest
     if env is not None:
         if info.get("env") not in (None, env):
             raise ValueError(f"dataset {path!r} was collected on {info['env']!r}, not {env!r}")
@@ -353,7 +355,6 @@ def policy_params(state):
 def load_run(run_dir: str, seed_index: int = 0):
     """(algorithm module, config, the train state of seed `seed_index`) from the latest
     checkpoint of the purerl run in `run_dir`."""
-    import flax.serialization
     import orbax.checkpoint as ocp
 
     from purerl import algos
@@ -376,11 +377,11 @@ def load_run(run_dir: str, seed_index: int = 0):
     step = manager.latest_step()
     if step is None:
         raise ValueError(f"--run {run_dir!r} has no checkpoint yet")
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
     abstract = jax.eval_shape(jax.vmap(functools.partial(module.init, config)),
                               jax.ShapeDtypeStruct((num_seeds, 2), jnp.uint32))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
-    states = flax.serialization.from_state_dict(target, restored["state"])
+    restored = manager.restore(step, args=ocp.args.PyTreeRestore({"state": target}, partial_restore=True))
+    states = restored["state"]
     state = jax.tree.map(lambda x: np.asarray(x)[seed_index], states)
     return module, config, state
 

@@ -129,18 +129,44 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
     if os.path.exists(os.path.join(run_dir, "config.json")):
         raise ValueError(f"run directory {run_dir!r} already holds a run: pass --resume {run_dir} to continue it, "
                          "or choose another --run-name")
+    dataset = offline_dataset(module, config)
     devices = start_devices(options.distributed)
     use_compilation_cache(options.compile_cache)
     meta = {
         "algorithm": algo,
         "config": to_dict(config),
+        **({"dataset": dataset_summary(dataset)} if dataset is not None else {}),
         "options": dataclasses.asdict(options),
         "versions": package_versions(),
         "git_revision": git_revision(),
         "devices": [str(d) for d in devices],
         "created": stamp,
     }
-    return _run(module, algo, config, options, run_dir, devices, new_meta=meta)
+    return _run(module, algo, config, options, run_dir, devices, new_meta=meta, dataset=dataset)
+
+
+def offline_dataset(module, config):
+    """An offline algorithm's dataset (`config.dataset`), loaded and checked against the config's
+    environment and batch size before anything compiles; None for an online algorithm."""
+    if not getattr(module, "OFFLINE", False):
+        return None
+    from purerl import datasets, envs
+
+    if not config.dataset:
+        raise ValueError(f"Config.dataset is empty: {module.__name__.rsplit('.', 1)[-1]} is an offline algorithm; "
+                         "pass --dataset PATH (a Minari dataset directory, e.g. from `purerl collect`)")
+    dataset = datasets.load(config.dataset, env=None if datasets.read_info(config.dataset) else config.env)
+    datasets.check_dataset(dataset, envs.make(config.env), getattr(config, "batch_size", None),
+                           where=f"Config.dataset={config.dataset!r}")
+    return datasets.Dataset(dataset.transitions, {**dataset.info, "path": os.path.abspath(config.dataset)})
+
+
+def dataset_summary(dataset) -> dict:
+    """What config.json and results.json record of an offline run's dataset."""
+    info = dataset.info
+    return {"path": info.get("path"), "env": info.get("env"), "kind": info.get("kind"), "transitions": dataset.size,
+            "content_hash": info.get("content_hash"), "random_return": info.get("random_return"),
+            "expert_return": info.get("expert_return")}
 
 
 def _read_meta(run_dir: str) -> dict:
@@ -187,10 +213,15 @@ def resume(run_dir: str, stop_after: int | None = None, progress: bool = True,
     options = RunOptions(**{**saved, "resume": None, "stop_after": stop_after, "progress": progress})
     if compile_cache is not None:
         options = dataclasses.replace(options, compile_cache=compile_cache)
+    dataset = offline_dataset(module, config)
+    saved_hash = meta.get("dataset", {}).get("content_hash")
+    if dataset is not None and saved_hash and dataset.info.get("content_hash") != saved_hash:
+        raise ValueError(f"cannot resume {run_dir!r}: its dataset {config.dataset!r} is not the one the run started "
+                         "with (content hash differs)")
     devices = start_devices(options.distributed)
     use_compilation_cache(options.compile_cache)
     return _run(module, meta["algorithm"], config, options, run_dir, devices,
-                saved_chunk=int(meta["chunk_plan"]["chunk_size"]))
+                saved_chunk=int(meta["chunk_plan"]["chunk_size"]), dataset=dataset)
 
 
 def start_devices(distributed: bool) -> list:
@@ -332,6 +363,7 @@ class Program:
     bytes_per_device: int  # the larger of the two programs' memory_analysis
     compile_seconds: float  # tracing, lowering and compiling (or loading from the compilation cache)
     cache_hits: int = 0  # of the two programs, those loaded from the persistent compilation cache
+    compiled: tuple = ()  # the compiled init and block themselves (`init`/`block` bind a dataset)
 
 
 def _one_seed(fn, in_axes=0):
@@ -348,33 +380,44 @@ def _one_seed(fn, in_axes=0):
     return wrapped
 
 
-def compile_program(module, config, mesh, seeds: int) -> Program:
+def compile_program(module, config, mesh, seeds: int, dataset=None) -> Program:
     """Trace and compile `init` and one block for `seeds` seeds (a multiple of the mesh size),
-    each traced once: the memory estimate comes from these compiled programs."""
+    each traced once: the memory estimate comes from these compiled programs. An offline
+    algorithm's `dataset` is an argument of both, replicated on every device and broadcast
+    over seeds (never copied per seed)."""
     t0 = time.perf_counter()
     by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    data = () if dataset is None else (_to_devices(dataset.transitions, replicated),)
+    data_info = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), data)
 
-    def block(state, index):
-        return run_block(functools.partial(module.update, config), functools.partial(module.evaluate, config),
+    def init_fn(key, *data):
+        return module.init(config, key, *data)
+
+    def block(state, index, *data):
+        return run_block(lambda s: module.update(config, s, *data), functools.partial(module.evaluate, config),
                          state, index, config.eval_every, config.num_updates)
 
     over_seeds = _one_seed if seeds == 1 else functools.partial(jax.vmap, axis_name="seed")
-    init = jax.jit(over_seeds(functools.partial(module.init, config)), out_shardings=by_seed)
-    init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed))
+    init = jax.jit(over_seeds(init_fn, in_axes=(0,) + (None,) * len(data)),
+                   in_shardings=(by_seed,) + (replicated,) * len(data), out_shardings=by_seed)
+    init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed), *data_info)
     state_info = init_lowered.out_info
-    block_fn = jax.jit(over_seeds(block, in_axes=(0, None)), in_shardings=(by_seed, replicated),
+    block_fn = jax.jit(over_seeds(block, in_axes=(0, None) + (None,) * len(data)),
+                       in_shardings=(by_seed, replicated) + (replicated,) * len(data),
                        out_shardings=by_seed, donate_argnums=0)
-    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32))
+    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32), *data_info)
     with _CacheEvents() as cache:
         # XLA compiles with the GIL released: `init` compiles on a second thread meanwhile.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             init_future = pool.submit(init_lowered.compile)
             block_compiled = block_lowered.compile()
             init_compiled = init_future.result()
-    return Program(init=init_compiled, block=block_compiled, state_info=state_info,
+    return Program(init=lambda keys: init_compiled(keys, *data),
+                   block=lambda states, index: block_compiled(states, index, *data), state_info=state_info,
                    metrics_info=block_lowered.out_info[1], seeds=seeds, num_devices=mesh.size,
                    bytes_per_device=max(program_bytes(init_compiled), program_bytes(block_compiled)),
+                   compiled=(init_compiled, block_compiled),
                    compile_seconds=time.perf_counter() - t0, cache_hits=cache.hits)
 
 
@@ -387,7 +430,8 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: int | None) -> tuple[int, Program]:
+def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: int | None,
+                      dataset=None) -> tuple[int, Program]:
     """The seeds per sequential chunk and the program compiled for it.
 
     A new run compiles for all seeds; when that program does not fit the free memory it
@@ -398,18 +442,18 @@ def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: in
     available = (int(options.memory_limit_gb * 2**30) if options.memory_limit_gb is not None
                  else available_memory_bytes(mesh.devices.flat[0]))
     if saved_chunk is not None:
-        program = compile_program(module, config, mesh, _round_up(saved_chunk, n_dev))
+        program = compile_program(module, config, mesh, _round_up(saved_chunk, n_dev), dataset)
         if program.bytes_per_device > available:
             raise ValueError(
                 f"cannot resume: this run's seed-chunk plan (chunks of {saved_chunk} seeds, saved in config.json) "
                 f"needs {_size(program.bytes_per_device)} per device over {n_dev} device(s), but "
                 f"{_size(available)} is free per device now. Free memory or use more devices")
         return saved_chunk, program
-    program = compile_program(module, config, mesh, _round_up(options.num_seeds, n_dev))
+    program = compile_program(module, config, mesh, _round_up(options.num_seeds, n_dev), dataset)
     chunk, seconds = options.num_seeds, program.compile_seconds
     if program.bytes_per_device > available:
         chunk = plan_chunks(options.num_seeds, bytes_per_seed(program), available, n_dev, options.on_memory)
-        program = compile_program(module, config, mesh, _round_up(chunk, n_dev))
+        program = compile_program(module, config, mesh, _round_up(chunk, n_dev), dataset)
         seconds += program.compile_seconds
     while program.bytes_per_device > available:  # the per-seed estimate was low: one seed per device less
         if chunk <= n_dev:
@@ -418,7 +462,7 @@ def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: in
         chunk = _round_up(chunk, n_dev) - n_dev
         print(f"memory: {_size(program.bytes_per_device)} per device is more than {_size(available)} free; "
               f"chunks of {chunk} seeds instead", file=sys.stderr)
-        program = compile_program(module, config, mesh, chunk)
+        program = compile_program(module, config, mesh, chunk, dataset)
         seconds += program.compile_seconds
     return chunk, dataclasses.replace(program, compile_seconds=seconds)
 
@@ -440,6 +484,7 @@ class _Run:
     chunks: list  # seed indices of each sequential chunk
     host_states: object
     history: dict
+    dataset_info: dict | None = None  # an offline run's dataset metadata (normalized score references)
 
     @property
     def n_blocks(self) -> int:
@@ -498,17 +543,18 @@ def evals_done(chunks: list, position, n_blocks: int, num_seeds: int) -> np.ndar
 
 
 def _run(module, algo, config, options: RunOptions, run_dir: str, devices, new_meta: dict | None = None,
-         saved_chunk: int | None = None) -> RunResult:
+         saved_chunk: int | None = None, dataset=None) -> RunResult:
     """Plan chunks and compile, write config.json (new run) or restore (resume), run the
     blocks with checkpoints, then write the results."""
     mesh = seed_mesh(devices)
-    chunk, program = _plan_and_compile(module, config, options, mesh, saved_chunk)
+    chunk, program = _plan_and_compile(module, config, options, mesh, saved_chunk, dataset)
     num_seeds = options.num_seeds
     chunks = [list(range(i, min(i + chunk, num_seeds))) for i in range(0, num_seeds, chunk)]
     host_states = jax.tree.map(lambda x: np.zeros((num_seeds,) + x.shape[1:], x.dtype), program.state_info)
     history = _empty_history(num_seeds, num_blocks(config.num_updates, config.eval_every), config.eval_episodes,
                              program.metrics_info)
-    r = _Run(module, algo, config, options, run_dir, mesh, program, chunks, host_states, history)
+    r = _Run(module, algo, config, options, run_dir, mesh, program, chunks, host_states, history,
+             None if dataset is None else dataset.info)
     manager = _checkpoint_manager(run_dir)
     if new_meta is not None:  # written only now, so a run refused for memory leaves no run directory behind
         plan = {"chunk_size": chunk, "num_chunks": len(chunks), "bytes_per_device": program.bytes_per_device,
@@ -664,17 +710,36 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
     steps_per_seed = int(r.env_steps[done_evals - 1]) if done_evals else 0
     report.save_curves(r.run_dir, r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals],
                        {k: v[:, :done_evals] for k, v in r.history["metrics"].items()}, evals)
+    offline = r.dataset_info is not None
+    normalized = {}
+    if offline and r.dataset_info.get("random_return") is not None and r.dataset_info.get("expert_return") is not None:
+        from purerl.datasets import normalized_score
+
+        reached = np.nonzero(evals)[0]
+        scores = normalized_score(final, r.dataset_info["random_return"], r.dataset_info["expert_return"])
+        normalized = report.summarize(scores[reached], seeds=reached) if reached.size else {}
     report.atomic_json(os.path.join(r.run_dir, "results.json"), {
         "algorithm": r.algo, "env": env, "finished": finished,
-        "env_steps_per_seed": steps_per_seed, "final_eval_return": summary,
+        ("gradient_steps_per_seed" if offline else "env_steps_per_seed"): steps_per_seed,
+        "final_eval_return": summary,
         "final_eval_return_per_seed": [float(x) if np.isfinite(x) else None for x in final],
         "evals_done_per_seed": evals.tolist(), "timing": timing,
+        **({"dataset": {k: v for k, v in r.dataset_info.items() if k in ("path", "env", "kind", "content_hash",
+                                                                         "random_return", "expert_return")},
+            "normalized_score": normalized} if offline else {}),
     })
     if r.options.plot and done_evals:
         report.plot_curves(os.path.join(r.run_dir, "curve.png"), r.env_steps[:done_evals],
                            r.history["eval_returns"][:, :done_evals], f"{r.algo} · {env or ''}", evals)
-    title = (f"purerl · {r.algo} on {env or '?'} · {r.options.num_seeds} seeds · {steps_per_seed:,} env steps "
-             "per seed" + ("" if finished else " (stopped early; resume to continue)"))
+    title = (f"purerl · {r.algo} on {env or '?'} · {r.options.num_seeds} seeds · {steps_per_seed:,} "
+             f"{'gradient' if offline else 'env'} steps per seed"
+             + ("" if finished else " (stopped early; resume to continue)"))
+    if offline:
+        title += f" · dataset {r.dataset_info.get('kind', '?')} ({r.dataset_info.get('path')})"
     if summary:
         print(report.format_table(title, summary, timing))
+    if normalized.get("num_finite"):
+        low, high = normalized["iqm_ci95"]
+        print(f"normalized score 100·(R − R_random)/(R_expert − R_random): mean {normalized['mean']:.1f} ± "
+              f"{normalized['std']:.1f}, IQM {normalized['iqm']:.1f} (95% CI {low:.1f} … {high:.1f})")
     print(f"results: {r.run_dir}")
