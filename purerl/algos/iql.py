@@ -20,6 +20,9 @@ gradient step, on a minibatch (s, a, r, s′) of `datasets.sample`:
     (3) L_Q(θ) = Σ_i E[(Q_θi(s, a) − y)²],  y = r + γ (1 − d) ⊥V_ψ(s′)
         d = 1 only on a true terminal: a time-limit truncation bootstraps from V(s′).
     (4) θ̄_i ← τ_polyak θ_i + (1 − τ_polyak) θ̄_i  (`tau`)
+    (5) state normalization (`normalize_obs`, as CORL): s = (o − mean_D) / (std_D + 1e-3), the
+        dataset's per-dimension mean and standard deviation, kept in the `TrainState` and applied
+        in `act` and `evaluate` (the convention of purerl's other offline algorithms).
 
 Steps run in the order of the paper's code: V by (1), then the actor by (2) with the new V,
 then the critics by (3) with the new V, then (4). The policy (the paper's and CORL's): a
@@ -29,9 +32,6 @@ lie in [−1, 1]^|A|); deterministic evaluation acts with the mean tanh(μ_φ(s)
 action is clipped to [−1, 1]. Discrete actions: π is categorical over |A| actions and the
 critics output Q(s, ·); evaluation takes the most probable action.
 
-Observations are standardized with the dataset's mean and standard deviation (CORL's
-`normalize=True`), kept in the train state as the environment's frozen `obs_stats`, and so
-applied identically in training and evaluation.
 
 Defaults are the paper's locomotion settings (Appendix B): Adam 3e-4 for actor, critics and
 value, batch 256, two hidden layers of 256, γ 0.99, τ_polyak 0.005, expectile 0.7, β 3,
@@ -63,6 +63,7 @@ from purerl.evaluation import train_loop
 
 OFFLINE = True
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # bounds of the policy's log σ (the paper's code)
+OBS_STD_EPS = 1e-3  # added to the dataset's observation std, eq. (5)
 
 
 # ----------------------------------------------------------------------------- config
@@ -78,7 +79,7 @@ class Config:
     steps_per_update: int = static(1_000)  # gradient steps per `update`
     batch_size: int = static(256)  # transitions per gradient step
     hidden_sizes: tuple[int, ...] = static((256, 256))  # MLP widths (ReLU): actor, critics and value alike
-    normalize_obs: bool = static(True)  # standardize observations with the dataset's mean and std
+    normalize_obs: bool = static(True)  # normalize states with the dataset's statistics, eq. (5)
     cosine_decay: bool = static(True)  # actor learning rate decays as a cosine to 0 over training
     eval_every: int = static(5)  # updates between evaluations
     eval_episodes: int = static(10)  # deterministic episodes per evaluation
@@ -154,17 +155,23 @@ class MLP(nn.Module):
         return nn.Dense(self.out_dim)(x)
 
 
+def flatten(obs, obs_ndim: int):
+    """[..., *obs_shape] → [..., prod(obs_shape)]."""
+    return obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,))
+
+
 class Actor(nn.Module):
     """π_φ(·|s): N(tanh(μ_φ(s)), diag exp(2 log σ)) with a state-independent log σ, or a
     categorical over the actions."""
 
+    obs_ndim: int
     action_dim: int  # number of actions (discrete) or action dimension (continuous)
     discrete: bool
     hidden_sizes: Sequence[int]
 
     @nn.compact
     def __call__(self, obs) -> distrax.Distribution:
-        out = MLP(self.hidden_sizes, self.action_dim)(obs)
+        out = MLP(self.hidden_sizes, self.action_dim)(flatten(obs, self.obs_ndim))
         if self.discrete:
             return distrax.Categorical(logits=out)
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
@@ -176,12 +183,15 @@ class TwinCritic(nn.Module):
     """Two independent critics (an `nn.vmap` ensemble): Q_i(s, a) → [2, B] (continuous), or
     Q_i(s, ·) → [2, B, |A|] (discrete, `action=None`)."""
 
+    obs_ndim: int
     out_dim: int  # 1 (continuous: the action is an input) or |A| (discrete)
     hidden_sizes: Sequence[int]
 
     @nn.compact
     def __call__(self, obs, action=None):
-        x = obs if action is None else jnp.concatenate([obs, action], axis=-1)
+        x = flatten(obs, self.obs_ndim)
+        if action is not None:
+            x = jnp.concatenate([x, action], axis=-1)
         ensemble = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
                            out_axes=0, axis_size=2)
         q = ensemble(self.hidden_sizes, self.out_dim)(x)
@@ -191,11 +201,12 @@ class TwinCritic(nn.Module):
 class ValueNet(nn.Module):
     """V_ψ(s) → [B]."""
 
+    obs_ndim: int
     hidden_sizes: Sequence[int]
 
     @nn.compact
     def __call__(self, obs):
-        return MLP(self.hidden_sizes, 1)(obs)[..., 0]
+        return MLP(self.hidden_sizes, 1)(flatten(obs, self.obs_ndim))[..., 0]
 
 
 class Networks(NamedTuple):
@@ -206,27 +217,37 @@ class Networks(NamedTuple):
     action_dim: int
 
 
-def make_networks(config: Config, action_space) -> Networks:
-    """Actor, twin critic and V for `action_space` (`envs.Discrete` or `envs.Box`); observations
-    must be flat vectors."""
+def make_networks(config: Config, obs_shape: tuple[int, ...], action_space) -> Networks:
+    """Actor, twin critic and V for observations of `obs_shape` and `action_space`
+    (`envs.Discrete` → categorical policy, `envs.Box` → Gaussian policy)."""
     discrete = isinstance(action_space, envs.Discrete)
     action_dim = action_space.n if discrete else int(np.prod(action_space.shape))
-    sizes = tuple(config.hidden_sizes)
-    return Networks(actor=Actor(action_dim, discrete, sizes), critic=TwinCritic(action_dim if discrete else 1, sizes),
-                    value=ValueNet(sizes), discrete=discrete, action_dim=action_dim)
+    sizes, obs_ndim = tuple(config.hidden_sizes), len(obs_shape)
+    return Networks(actor=Actor(obs_ndim, action_dim, discrete, sizes),
+                    critic=TwinCritic(obs_ndim, action_dim if discrete else 1, sizes),
+                    value=ValueNet(obs_ndim, sizes), discrete=discrete, action_dim=action_dim)
 
 
 @functools.lru_cache(maxsize=None)
-def make_env(env_name: str, normalize_obs: bool) -> envs.Environment:
-    return envs.make(env_name, normalize_obs=normalize_obs)
+def make_env(env_name: str) -> envs.Environment:
+    return envs.make(env_name)
 
 
 def _networks(config: Config) -> tuple[envs.Environment, Networks]:
-    env = make_env(config.env, config.normalize_obs)
-    return env, make_networks(config, env.action_space)
+    env = make_env(config.env)
+    return env, make_networks(config, env.obs_shape, env.action_space)
 
 
 # ----------------------------------------------------------------------------- state
+@struct.dataclass
+class Policy:
+    """What `act` takes: the actor's parameters and the state normalization of eq. (5)."""
+
+    params: Any
+    obs_mean: jax.Array  # [*obs_shape] (zeros without `normalize_obs`)
+    obs_std: jax.Array  # [*obs_shape] std + 1e-3 (ones without `normalize_obs`)
+
+
 @struct.dataclass
 class TrainState:
     actor_params: Any
@@ -236,9 +257,15 @@ class TrainState:
     actor_opt_state: Any
     critic_opt_state: Any
     value_opt_state: Any
-    obs_stats: envs.RunningMeanStd  # the dataset's observation mean and variance (used frozen)
+    obs_mean: jax.Array  # dataset statistics of eq. (5), fixed at `init`
+    obs_std: jax.Array
     rng: jax.Array
     update_step: jax.Array  # int32, updates done
+
+
+def policy(state: TrainState) -> Policy:
+    """The acting parameters of `state` (what `act` takes)."""
+    return Policy(state.actor_params, state.obs_mean, state.obs_std)
 
 
 # ----------------------------------------------------------------------------- math
@@ -343,15 +370,18 @@ def gradient_step(config: Config, networks: Networks, state: TrainState, batch: 
     return new_state, metrics
 
 
-def dataset_obs_stats(dataset: buffers.Transition) -> envs.RunningMeanStd:
-    """The dataset observations' mean and variance, as the environment's `obs_stats`."""
-    obs = jnp.asarray(dataset.obs, jnp.float32)
-    return envs.RunningMeanStd(obs.mean(axis=0), obs.var(axis=0), jnp.asarray(obs.shape[0], jnp.float32))
+def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Eq. (5)'s (mean, std + 1e-3) of the dataset's observations [N, *obs_shape]; (0, 1) when
+    not `normalize`."""
+    if not normalize:
+        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
+    obs = jnp.asarray(obs, jnp.float32)
+    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
 
 
-def normalize_batch(env: envs.Environment, obs_stats, batch: buffers.Transition) -> buffers.Transition:
-    """A minibatch with observations as the agent sees them (standardized when `normalize_obs`)."""
-    return batch.replace(obs=env.normalize(obs_stats, batch.obs), next_obs=env.normalize(obs_stats, batch.next_obs))
+def normalize(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
+    """Eq. (5): (o − mean) / std."""
+    return (obs - mean) / std
 
 
 # ----------------------------------------------------------------------------- init / update / train
@@ -366,18 +396,21 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
         critic_params = networks.critic.init(critic_key, obs, jnp.zeros((1, networks.action_dim)))
     value_params = networks.value.init(value_key, obs)
     actor_opt, critic_opt, value_opt = make_optimizers(config)
+    obs_mean, obs_std = observation_stats(dataset.obs, config.normalize_obs)
     return TrainState(actor_params=actor_params, critic_params=critic_params, target_critic_params=critic_params,
                       value_params=value_params, actor_opt_state=actor_opt.init(actor_params),
                       critic_opt_state=critic_opt.init(critic_params), value_opt_state=value_opt.init(value_params),
-                      obs_stats=dataset_obs_stats(dataset), rng=key, update_step=jnp.zeros((), jnp.int32))
+                      obs_mean=obs_mean, obs_std=obs_std, rng=key, update_step=jnp.zeros((), jnp.int32))
 
 
 def update(config: Config, state: TrainState, dataset: buffers.Transition) -> tuple[TrainState, dict]:
     """`steps_per_update` gradient steps, each on a fresh minibatch of the dataset."""
-    env, networks = _networks(config)
+    _, networks = _networks(config)
 
     def step(state, key):
-        batch = normalize_batch(env, state.obs_stats, datasets.sample(dataset, key, config.batch_size))
+        batch = datasets.sample(dataset, key, config.batch_size)
+        batch = batch.replace(obs=normalize(batch.obs, state.obs_mean, state.obs_std),
+                              next_obs=normalize(batch.next_obs, state.obs_mean, state.obs_std))
         return gradient_step(config, networks, state, batch)
 
     rng, step_key = jax.random.split(state.rng)
@@ -385,11 +418,12 @@ def update(config: Config, state: TrainState, dataset: buffers.Transition) -> tu
     return state.replace(update_step=state.update_step + 1), jax.tree.map(jnp.mean, metrics)
 
 
-def act(config: Config, params, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    """The policy's action for a batch of (normalized) observations; `params` are the actor's.
-    Deterministic: the mean tanh(μ(s)) or the most probable action."""
+def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    """An action for each observation in `obs` (raw, batched); `params` is `policy(state)`.
+    Deterministic: the mean tanh(μ(s)) or the most probable action; else sampled from π
+    (clipped to [−1, 1])."""
     _, networks = _networks(config)
-    dist = networks.actor.apply(params, obs)
+    dist = networks.actor.apply(params.params, normalize(obs, params.obs_mean, params.obs_std))
     if networks.discrete:
         return jnp.argmax(dist.logits, axis=-1) if deterministic else dist.sample(seed=key)
     return dist.mean() if deterministic else jnp.clip(dist.sample(seed=key), -1.0, 1.0)
@@ -397,10 +431,9 @@ def act(config: Config, params, obs: jax.Array, key: jax.Array, deterministic: b
 
 def evaluate(config: Config, state: TrainState) -> jax.Array:
     """Returns of `eval_episodes` deterministic-policy episodes, [eval_episodes]."""
-    env = make_env(config.env, config.normalize_obs)
     key = jax.random.fold_in(state.rng, 0x5EED)  # independent of the training stream
-    return run_episodes(env, functools.partial(act, config, state.actor_params), key, config.eval_episodes,
-                        state.obs_stats)
+    return run_episodes(make_env(config.env), functools.partial(act, config, policy(state)), key,
+                        config.eval_episodes)
 
 
 def train(config: Config, key: jax.Array, dataset: buffers.Transition):
