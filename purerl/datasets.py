@@ -473,3 +473,53 @@ def collect(kind: str, steps: int, run: str | None = None, expert_run: str | Non
             "expert_run": os.path.abspath(expert_run), "expert_config": to_dict(expert_config),
             "versions": package_versions(), **source}
     return Dataset(to_host(transitions), info)
+
+
+def from_training(module, config, medium_updates: int, steps: int, key: jax.Array, params: Callable | None = None,
+                  num_envs: int = 16, reference_episodes: int = 50, collect_key: jax.Array | None = None
+                  ) -> dict[str, Dataset]:
+    """Every kind of dataset from one training of an online algorithm (the D4RL recipe in one
+    process): `module.update` `config.num_updates` times from `module.init(config, key)`; the
+    state after `medium_updates` updates is the medium policy (and its replay buffer, if it has
+    one, the medium-replay data), the final state the expert. `steps` transitions per kind
+    (medium-expert: 2 × steps). R_random, R_expert (and R_medium, for the record) are mean
+    deterministic returns over `reference_episodes` episodes."""
+    if not 0 < medium_updates < config.num_updates:
+        raise ValueError(f"medium_updates={medium_updates} is invalid: must be in 1…{config.num_updates - 1}")
+    params = params or policy_params
+    state = jax.jit(functools.partial(module.init, config))(key)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def updates(state, n):
+        return jax.lax.scan(lambda s, _: (module.update(config, s)[0], None), state, None, length=n)[0]
+
+    medium = updates(state, medium_updates)
+    expert = updates(medium, config.num_updates - medium_updates)
+    env = envs.make(config.env)
+    if getattr(config, "normalize_obs", False):
+        raise ValueError("from_training: the online run must not normalize observations (the dataset stores raw ones "
+                         "and the offline learner would not know the run's statistics)")
+    keys = jax.random.split(jax.random.PRNGKey(7) if collect_key is None else collect_key, 6)
+    act = lambda state, deterministic: functools.partial(  # noqa: E731
+        module.act, config, params(state), deterministic=deterministic)
+    random_return = mean_return(env, random_policy(env), keys[0], reference_episodes)
+    expert_return = mean_return(env, act(expert, True), keys[1], reference_episodes)
+    medium_return = mean_return(env, act(medium, True), keys[2], reference_episodes)
+    from purerl.config import to_dict
+
+    info = dict(env=config.env, random_return=random_return, expert_return=expert_return,
+                medium_return=medium_return, algorithm=module.__name__.rsplit(".", 1)[-1],
+                config=to_dict(config), medium_updates=medium_updates)
+
+    def gather(policy, k, kind):
+        data = jax.jit(lambda kk: rollout(env, policy, kk, num_envs, -(-steps // num_envs)))(k)
+        return Dataset(to_host(jax.tree.map(lambda x: np.asarray(x)[:steps], data)), {**info, "kind": kind})
+
+    out = {"random": gather(random_policy(env), keys[3], "random"),
+           "medium": gather(act(medium, False), keys[4], "medium"),
+           "expert": gather(act(expert, False), keys[5], "expert")}
+    out["medium-expert"] = concatenate(out["medium"], out["expert"], kind="medium-expert")
+    if isinstance(getattr(medium, "buffer", None), buffers.ReplayBuffer):
+        out["medium-replay"] = Dataset(to_host(replay_transitions(jax.tree.map(np.asarray, medium))),
+                                       {**info, "kind": "medium-replay"})
+    return out

@@ -11,16 +11,12 @@ others, and later tests, load it (`purerl.datasets.load`, content hash checked).
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from purerl import datasets, envs
+from purerl import datasets
 from purerl.algos import ppo, sac
-from purerl.config import to_dict
 
 # Pendulum: SAC (purerl's preset) for 20k steps is the expert; its state after MEDIUM_STEPS
 # steps is the medium policy and its buffer then the medium-replay data.
@@ -55,58 +51,16 @@ def _cached(name: str, make) -> dict[str, datasets.Dataset]:
                 if os.path.isdir(os.path.join(root, kind)) and not kind.startswith(".")}
 
 
-def _collect(env, policy, key, steps, info) -> datasets.Dataset:
-    data = jax.jit(lambda k: datasets.rollout(env, policy, k, 16, -(-steps // 16)))(key)
-    return datasets.Dataset(datasets.to_host(jax.tree.map(lambda x: np.asarray(x)[:steps], data)), info)
-
-
-def _make(env_name, module, config, state_medium, state_expert, params, replay=None) -> dict:
-    env = envs.make(env_name)
-    keys = jax.random.split(jax.random.PRNGKey(7), 6)
-    act = lambda state, deterministic: functools.partial(  # noqa: E731
-        module.act, config, params(state), deterministic=deterministic)
-    random_return = datasets.mean_return(env, datasets.random_policy(env), keys[0], REFERENCE_EPISODES)
-    expert_return = datasets.mean_return(env, act(state_expert, True), keys[1], REFERENCE_EPISODES)
-    medium_return = datasets.mean_return(env, act(state_medium, True), keys[2], REFERENCE_EPISODES)
-    info = dict(env=env_name, random_return=random_return, expert_return=expert_return,
-                medium_return=medium_return, algorithm=module.__name__.rsplit(".", 1)[-1],
-                config=to_dict(config), seed=0)
-    out = {
-        "random": _collect(env, datasets.random_policy(env), keys[3], DATASET_STEPS, {**info, "kind": "random"}),
-        "medium": _collect(env, act(state_medium, False), keys[4], DATASET_STEPS, {**info, "kind": "medium"}),
-        "expert": _collect(env, act(state_expert, False), keys[5], DATASET_STEPS, {**info, "kind": "expert"}),
-    }
-    out["medium-expert"] = datasets.concatenate(out["medium"], out["expert"], kind="medium-expert")
-    if replay is not None:
-        out["medium-replay"] = datasets.Dataset(datasets.to_host(replay), {**info, "kind": "medium-replay"})
-    return out
-
-
 def _make_pendulum() -> dict:
     config = sac.Config.for_env("Pendulum-v1", total_timesteps=PENDULUM_EXPERT_STEPS)
-    state = jax.jit(functools.partial(sac.init, config))(jax.random.PRNGKey(0))
-
-    @functools.partial(jax.jit, static_argnums=1)
-    def updates(state, n):
-        return jax.lax.scan(lambda s, _: (sac.update(config, s)[0], None), state, None, length=n)[0]
-
-    medium = updates(state, PENDULUM_MEDIUM_STEPS // config.env_steps_per_update)
-    expert = updates(medium, (PENDULUM_EXPERT_STEPS - PENDULUM_MEDIUM_STEPS) // config.env_steps_per_update)
-    replay = datasets.replay_transitions(jax.tree.map(np.asarray, medium))
-    return _make("Pendulum-v1", sac, config, medium, expert, lambda s: s.agent.actor_params, replay)
+    return datasets.from_training(sac, config, PENDULUM_MEDIUM_STEPS // config.env_steps_per_update, DATASET_STEPS,
+                                  jax.random.PRNGKey(0), reference_episodes=REFERENCE_EPISODES)
 
 
 def _make_cartpole() -> dict:
     config = ppo.Config(env="CartPole-v1", total_timesteps=CARTPOLE_EXPERT_UPDATES * ppo.Config().env_steps_per_update)
-    state = jax.jit(functools.partial(ppo.init, config))(jax.random.PRNGKey(0))
-
-    @functools.partial(jax.jit, static_argnums=1)
-    def updates(state, n):
-        return jax.lax.scan(lambda s, _: (ppo.update(config, s)[0], None), state, None, length=n)[0]
-
-    medium = updates(state, CARTPOLE_MEDIUM_UPDATES)
-    expert = updates(medium, CARTPOLE_EXPERT_UPDATES - CARTPOLE_MEDIUM_UPDATES)
-    return _make("CartPole-v1", ppo, config, medium, expert, lambda s: s.params)
+    return datasets.from_training(ppo, config, CARTPOLE_MEDIUM_UPDATES, DATASET_STEPS, jax.random.PRNGKey(0),
+                                  reference_episodes=REFERENCE_EPISODES)
 
 
 def pendulum(kind: str) -> datasets.Dataset:
