@@ -506,10 +506,13 @@ def from_training(module, config, medium_updates: int, steps: int, key: jax.Arra
     expert_return = mean_return(env, act(expert, True), keys[1], reference_episodes)
     medium_return = mean_return(env, act(medium, True), keys[2], reference_episodes)
     from purerl.config import to_dict
+    from purerl.run import package_versions
 
     info = dict(env=config.env, random_return=random_return, expert_return=expert_return,
                 medium_return=medium_return, algorithm=module.__name__.rsplit(".", 1)[-1],
-                config=to_dict(config), medium_updates=medium_updates)
+                config=to_dict(config), medium_updates=medium_updates,
+                key=np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                               else key).tolist(), versions=package_versions())
 
     def gather(policy, k, kind):
         data = jax.jit(lambda kk: rollout(env, policy, kk, num_envs, -(-steps // num_envs)))(k)
