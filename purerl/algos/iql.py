@@ -32,10 +32,10 @@ lie in [−1, 1]^|A|); deterministic evaluation acts with the mean tanh(μ_φ(s)
 action is clipped to [−1, 1]. Discrete actions: π is categorical over |A| actions and the
 critics output Q(s, ·); evaluation takes the most probable action.
 
-
-Defaults are the paper's locomotion settings (Appendix B): Adam 3e-4 for actor, critics and
-value, batch 256, two hidden layers of 256, γ 0.99, τ_polyak 0.005, expectile 0.7, β 3,
-a cosine decay of the actor's learning rate to 0 over training, 10⁶ gradient steps.
+Defaults are the paper's locomotion settings (its appendix and the authors' code): Adam 3e-4
+for actor, critics and value, batch 256, two hidden layers of 256, γ 0.99, τ_polyak 0.005,
+expectile 0.7, β 3, the actor's learning rate decayed to 0 by a cosine over training, 10⁶
+gradient steps.
 `PRESETS` holds purerl's settings for the small test problems (see tests/algos/test_iql.py).
 
 Usage:
@@ -135,11 +135,15 @@ class Config:
 
 
 # Per-environment settings for purerl's own small datasets (tests/offline_data.py; see
-# tests/algos/test_iql.py for what they reach). Pendulum's rewards lie in [−16.3, 0]: scaled by
-# 0.1, the values stay in a range the networks reach within a few thousand steps.
+# tests/algos/test_iql.py for what they reach): (64, 64) networks and 5 000 gradient steps.
+# Pendulum's rewards lie in [−16.3, 0]: scaled by 0.1 the values stay within reach of the
+# networks in a few thousand steps, and β = 30 keeps β · reward_scale = 3 per unit of reward.
+# CartPole-v1 on `offline_data.cartpole("medium")` (behaviour policy ≈ 153): 469 (4 seeds, measured once).
 PRESETS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": dict(num_gradient_steps=10_000, hidden_sizes=(64, 64), reward_scale=0.1, eval_every=10),
-    "CartPole-v1": dict(num_gradient_steps=10_000, hidden_sizes=(64, 64), reward_scale=0.1, eval_every=10),
+    "Pendulum-v1": dict(num_gradient_steps=5_000, steps_per_update=500, hidden_sizes=(64, 64), reward_scale=0.1,
+                        beta=30.0, eval_every=10),
+    "CartPole-v1": dict(num_gradient_steps=5_000, steps_per_update=500, hidden_sizes=(64, 64), reward_scale=0.1,
+                        beta=30.0, eval_every=10),
 }
 
 
