@@ -83,7 +83,7 @@ def sample(transitions: buffers.Transition, key: jax.Array, batch_size: int) -> 
     never copied)."""
     size = transitions.reward.shape[0]
     index = jax.random.randint(key, (batch_size,), 0, size)
-    return jax.tree.map(lambda x: x[index], transitions)
+    return jax.tree.map(lambda x: jnp.asarray(x)[index], transitions)
 
 
 def rollout(env: envs.Environment, policy: Callable, key: jax.Array, num_envs: int, steps_per_env: int,

@@ -24,10 +24,12 @@ normalized state, eq. (4); a the dataset's action):
 Evaluation is deterministic: tanh(μ_φ(s)) (gaussian), μ_φ(s) (deterministic) or the most
 probable action (categorical).
 
-Defaults follow CORL's `any_percent_bc` (Tarasov et al. 2022, arXiv:2210.07105): Adam with
-learning rate 3e-4, minibatches of 256, (256, 256) ReLU networks, normalized states (CORL
-trains a deterministic tanh policy with the MSE of eq. (2); purerl's default is the
-log-likelihood of eq. (1), as the seed asks: "maximize log π(a|s)"). `PRESETS` holds smaller
+Defaults follow CORL's `any_percent_bc` (Tarasov et al. 2022, arXiv:2210.07105) run on all the
+data (its `frac = 1`: plain BC): Adam with learning rate 3e-4, minibatches of 256, (256, 256)
+ReLU networks, normalized states with std + 1e-3, 10 evaluation episodes every 5 000 gradient
+steps. CORL trains the deterministic tanh policy of eq. (2) (with the squared error averaged
+over action dimensions, `F.mse_loss`; eq. (2) sums them); purerl's default is the
+log-likelihood of eq. (1), as the seed asks ("maximize log π(a|s)"). `PRESETS` holds smaller
 networks and fewer steps for purerl's test environments (see tests/algos/test_bc.py).
 
 Usage:
@@ -76,7 +78,7 @@ class Config:
     hidden_sizes: tuple[int, ...] = static((256, 256))  # MLP widths (ReLU)
     policy: str = static("gaussian")  # continuous actions: "gaussian" eq. (1) or "deterministic" eq. (2)
     normalize_obs: bool = static(True)  # normalize states with the dataset's statistics, eq. (4)
-    eval_every: int = static(10)  # updates between evaluations
+    eval_every: int = static(5)  # updates between evaluations
     eval_episodes: int = static(10)  # deterministic episodes per evaluation
     # -- sweepable floats
     learning_rate: float = 3e-4  # Adam step size

@@ -90,7 +90,7 @@ def test_deterministic_loss_and_act_on_a_linear_policy_with_normalized_states():
     np.testing.assert_allclose(float(loss), np.mean((mu - action[:, 0]) ** 2), rtol=1e-5)
     policy = bc.Policy(params, jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
     acted = bc.act(config, policy, jnp.asarray(obs), jax.random.PRNGKey(0))
-    np.testing.assert_allclose(np.asarray(acted)[:, 0], mu, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(acted)[:, 0], mu, rtol=1e-5, atol=1e-6)
 
 
 def test_observation_stats_and_normalization():
@@ -192,7 +192,7 @@ def test_init_rejects_a_dataset_of_another_environment():
         bc.init(bc.Config(), jax.random.PRNGKey(0), _synthetic("CartPole-v1"))
     with pytest.raises(ValueError, match="actions"):
         bc.init(bc.Config(env="CartPole-v1"), jax.random.PRNGKey(0),
-                _synthetic("CartPole-v1")._replace(action=jnp.zeros((64, 1))))
+                _synthetic("CartPole-v1").replace(action=jnp.zeros((64, 1))))
 
 
 # ----------------------------------------------------------------------------- learning
@@ -200,7 +200,7 @@ def test_init_rejects_a_dataset_of_another_environment():
 def test_learns_pendulum_from_expert_data():
     """8 seeds, the Pendulum-v1 preset (5 000 gradient steps of 256, (64, 64), lr 1e-3) on
     `offline_data.pendulum("expert")`: mean final normalized score ≥ 90 (the issue's bar).
-    Measured in one vmap per key set (jax 0.9.2, AMD EPYC): 98.5, 96.7 and 96.5 for key sets
+    Measured in one vmap per key set (jax 0.9.2, AMD EPYC): 98.3, 97.6 and 96.1 for key sets
     PRNGKey(0) (this test's), (1), (2)."""
     dataset = offline_data.pendulum("expert")
     config = bc.Config.for_env("Pendulum-v1")
