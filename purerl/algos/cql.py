@@ -19,8 +19,8 @@ Equations (s the normalized state, eq. (8); (s, a, r, s′, d) from the dataset 
         J_TD: SAC's Σ_i ½ E[(Q_θi(s, a) − ⊥y)²] with y = r + γ (1 − d)(min_i Q_θ̄i(s′, a′)
         [− α_SAC log π(a′|s′) with `backup_entropy`]), a′ ~ π(·|s′) (`sac.compute_target`);
         or DQN's E[Huber(Q_θ(s, a) − ⊥y)] with y = r + γ (1 − d) max_a′ Q_θ̄(s′, a′)
-        (`dqn.td_target`, Double DQN with `double_q`). d = 1 only on a true terminal: a
-        time-limit truncation bootstraps from s′.
+        (`dqn.td_target`, Double DQN with `double_q`; LayerNorm in the Q-network with
+        `layer_norm`). d = 1 only on a true terminal: a time-limit truncation bootstraps from s′.
     (2) gap_i = E_{s∈D}[log Σ_a exp Q_θi(s, a)] − E_{(s,a)∈D}[Q_θi(s, a)]   (per critic)
         discrete actions: the exact logsumexp over Q(s, ·)
     (3) continuous actions: log ∫ exp Q(s, a) da by importance sampling (the CQL(H)
@@ -32,7 +32,8 @@ Equations (s the normalized state, eq. (8); (s, a, r, s′, d) from the dataset 
         (the authors' code and CORL omit −log 3N, a constant that moves the gap, not its gradient)
     (4) CQL-Lagrange (`lagrange=True`): the weight of eq. (1) is α′ = clip(exp(log α′), 0, 10⁶)
         (initially `cql_alpha`) and the critic minimizes J_TD + α′ Σ_i (gap_i − τ), τ =
-        `lagrange_threshold`; α′ by dual gradient descent on
+        `lagrange_threshold` (the same gradient as eq. (1) with α = α′); α′ by dual gradient
+        descent on
             J(log α′) = −α′ · mean_i(⊥gap_i − τ),
         so α′ grows while the gap exceeds τ and shrinks once it is below.
     (5) continuous actions: SAC's actor loss E[α_SAC log π(ã|s) − min_i Q_θi(s, ã)] and
@@ -100,6 +101,7 @@ class Config:
     autotune_alpha: bool = static(True)  # continuous: learn the SAC temperature, eq. (5); False: `alpha` fixed
     backup_entropy: bool = static(False)  # continuous: −α_SAC log π(a′|s′) in the target of eq. (1)
     double_q: bool = static(False)  # discrete: the Double DQN target of eq. (1)
+    layer_norm: bool = static(False)  # discrete: LayerNorm in the Q-network's hidden layers (`dqn.QNetwork`)
     normalize_obs: bool = static(True)  # normalize states with the dataset's statistics, eq. (8)
     eval_every: int = static(5)  # updates between evaluations
     eval_episodes: int = static(10)  # deterministic episodes per evaluation
@@ -120,7 +122,7 @@ class Config:
                      "eval_episodes"):
             check_int(self, name)
         check_sizes(self, "hidden_sizes")
-        for name in ("lagrange", "autotune_alpha", "backup_entropy", "double_q", "normalize_obs"):
+        for name in ("lagrange", "autotune_alpha", "backup_entropy", "double_q", "layer_norm", "normalize_obs"):
             check_bool(self, name)
         if self.num_gradient_steps < self.steps_per_update:
             raise ValueError(f"Config.num_gradient_steps={self.num_gradient_steps} is invalid: must be ≥ one update, "
@@ -159,12 +161,19 @@ class Config:
 
 
 # Per-environment settings for purerl's small test datasets (tests/offline_data.py; the levels
-# are in tests/algos/test_cql.py): (64, 64) networks and a few thousand gradient steps.
+# are in tests/algos/test_cql.py), chosen to learn within a few thousand gradient steps on a CPU.
+# Pendulum (medium-replay, 2 500 transitions): (32, 32) networks, N = 2 sampled actions per
+# proposal, faster targets (Polyak 0.02, γ 0.98, as SAC's RL Zoo Pendulum entry), step sizes 1e-3,
+# α = 1 (the mostly random data covers the actions well) and an initial SAC temperature of 0.1.
+# CartPole (medium): DQN's LayerNorm (without it the Q-values of this data diverge at Polyak 0.05,
+# which α does not prevent: with two actions the gap stays near log 2 while both Q-values grow),
+# Polyak 0.05, α = 1.
 PRESETS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": dict(num_gradient_steps=5_000, steps_per_update=500, hidden_sizes=(64, 64), batch_size=256,
-                        critic_lr=1e-3, actor_lr=3e-4, eval_every=2),
-    "CartPole-v1": dict(num_gradient_steps=5_000, steps_per_update=500, hidden_sizes=(64, 64), batch_size=256,
-                        critic_lr=1e-3, cql_alpha=1.0, eval_every=2),
+    "Pendulum-v1": dict(num_gradient_steps=2_000, steps_per_update=500, batch_size=256, hidden_sizes=(32, 32),
+                        num_sampled_actions=2, critic_lr=1e-3, actor_lr=1e-3, gamma=0.98, tau=0.02, alpha=0.1,
+                        cql_alpha=1.0, eval_every=1),
+    "CartPole-v1": dict(num_gradient_steps=5_000, steps_per_update=500, batch_size=128, hidden_sizes=(64, 64),
+                        layer_norm=True, critic_lr=1e-3, tau=0.05, cql_alpha=1.0, eval_every=2),
 }
 
 
@@ -192,7 +201,7 @@ def make_q_network(config: Config) -> dqn.QNetwork:
     """Discrete actions: DQN's Q-network, Q(s, ·) for every action."""
     env = make_env(config.env)
     return dqn.QNetwork(obs_ndim=len(env.obs_shape), num_actions=env.action_space.n,
-                        hidden_sizes=tuple(config.hidden_sizes))
+                        hidden_sizes=tuple(config.hidden_sizes), layer_norm=config.layer_norm)
 
 
 # ----------------------------------------------------------------------------- state
@@ -287,19 +296,18 @@ def proposal_actions(networks: sac.Networks, actor_params, obs: jax.Array, next_
     """Eq. (3)'s samples: `num` actions from Uniform[−1, 1]^|A|, from π(·|s) and from π(·|s′)
     for each of B states, concatenated in that order. Returns (actions [B, 3·num, |A|],
     log-densities [B, 3·num]), both constants (no gradient to the actor)."""
-    uniform_key, current_key, next_key = jax.random.split(key, 3)
+    uniform_key, policy_key = jax.random.split(key)
     batch, action_dim = obs.shape[0], networks.action_dim
     uniform = jax.random.uniform(uniform_key, (batch, num, action_dim), minval=-1.0, maxval=1.0)
     uniform_log_density = jnp.full((batch, num), action_dim * math.log(0.5))
 
-    def from_policy(o, k):
-        action, log_prob = networks.actor.apply(actor_params, o).sample_and_log_prob(seed=k, sample_shape=(num,))
-        return jnp.swapaxes(action, 0, 1), jnp.swapaxes(log_prob, 0, 1)  # [num, B, ...] → [B, num, ...]
-
-    current, current_log_prob = from_policy(obs, current_key)
-    following, next_log_prob = from_policy(next_obs, next_key)
-    actions = jnp.concatenate([uniform, current, following], axis=1)
-    log_density = jnp.concatenate([uniform_log_density, current_log_prob, next_log_prob], axis=1)
+    # π(·|s) and π(·|s′) in one pass of the actor over [s; s′]: [num, 2B, ...] → [B, 2·num, ...]
+    both = networks.actor.apply(actor_params, jnp.concatenate([obs, next_obs]))
+    policy_action, policy_log_prob = both.sample_and_log_prob(seed=policy_key, sample_shape=(num,))
+    policy_action = jnp.concatenate(jnp.split(jnp.swapaxes(policy_action, 0, 1), 2), axis=1)
+    policy_log_prob = jnp.concatenate(jnp.split(jnp.swapaxes(policy_log_prob, 0, 1), 2), axis=1)
+    actions = jnp.concatenate([uniform, policy_action], axis=1)
+    log_density = jnp.concatenate([uniform_log_density, policy_log_prob], axis=1)
     return jax.lax.stop_gradient(actions), jax.lax.stop_gradient(log_density)
 
 
@@ -436,7 +444,8 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
                        opt_state=optax.adam(config.critic_lr).init(q_params))
     else:
         agent = sac.init_agent(sac_config(config), make_networks(config), example_obs, agent_key)
-    log_alpha_prime = jnp.log(jnp.asarray(config.cql_alpha, jnp.float32))
+    # log max(α, tiny): a fixed α = 0 (plain SAC/DQN on the data) keeps log α′ finite
+    log_alpha_prime = jnp.log(jnp.maximum(jnp.asarray(config.cql_alpha, jnp.float32), jnp.finfo(jnp.float32).tiny))
     return TrainState(agent=agent, log_alpha_prime=log_alpha_prime,
                       alpha_prime_opt_state=optax.adam(config.lagrange_lr).init(log_alpha_prime),
                       obs_mean=obs_mean, obs_std=obs_std, rng=key, update_step=jnp.zeros((), jnp.int32))
