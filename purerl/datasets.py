@@ -78,6 +78,23 @@ def normalized_score(returns, random_return: float, expert_return: float):
 
 
 # ----------------------------------------------------------------------------- in the compiled program
+OBS_STD_EPS = 1e-3  # added to the dataset's observation std (CORL, TD3+BC)
+
+
+def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
+    """(mean, std + 1e-3) per dimension of a dataset's observations [N, *obs_shape], the state
+    normalization of TD3+BC (Fujimoto & Gu 2021, §5) and CORL; (0, 1) when not `normalize`."""
+    if not normalize:
+        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
+    obs = jnp.asarray(obs, jnp.float32)
+    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
+
+
+def normalize_obs(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
+    """(o − mean) / std with `observation_stats`' mean and std."""
+    return (obs - mean) / std
+
+
 def sample(transitions: buffers.Transition, key: jax.Array, batch_size: int) -> buffers.Transition:
     """`batch_size` transitions drawn uniformly with replacement (jittable; the dataset is read,
     never copied)."""

@@ -302,11 +302,31 @@ def plan_chunks(num_seeds: int, per_seed_bytes: int, available_bytes: int, num_d
 # ----------------------------------------------------------------------------- compile
 def default_cache_dir() -> str:
     """Where compiled programs are kept between runs: `$PURERL_CACHE_DIR`, else
-    `$XDG_CACHE_HOME/purerl/jax` (`~/.cache/purerl/jax`)."""
+    `$XDG_CACHE_HOME/purerl/jax/<cpu>` (`~/.cache/purerl/jax/<cpu>`). `<cpu>` names this
+    machine's processor (`cpu_fingerprint`): XLA:CPU programs are compiled for the CPU's
+    instruction set, and JAX's cache key does not include it, so a home directory shared by
+    machines with different CPUs would otherwise load programs built for another
+    (XLA warns "Machine type used for XLA:CPU compilation doesn't match"; it can crash)."""
     if os.environ.get("PURERL_CACHE_DIR"):
         return os.environ["PURERL_CACHE_DIR"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "purerl", "jax")
+    return os.path.join(base, "purerl", "jax", cpu_fingerprint())
+
+
+def cpu_fingerprint() -> str:
+    """A short name for this machine's processor: 12 hex digits of a hash of its model name
+    and feature flags (from /proc/cpuinfo; the platform's processor string elsewhere)."""
+    import hashlib
+    import platform
+
+    text = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.split(":")[0].strip() in ("model name", "flags", "Features")]
+        text += "".join(sorted(set(lines)))
+    except OSError:
+        pass
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def use_compilation_cache(enabled: bool) -> str | None:

@@ -311,7 +311,8 @@ def test_second_run_loads_both_programs_from_the_compilation_cache(tmp_path, cap
 def test_default_cache_dir(monkeypatch):
     monkeypatch.delenv("PURERL_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
-    assert run.default_cache_dir() == "/somewhere/purerl/jax"
+    assert run.default_cache_dir() == f"/somewhere/purerl/jax/{run.cpu_fingerprint()}"
+    assert len(run.cpu_fingerprint()) == 12 and run.cpu_fingerprint() == run.cpu_fingerprint()
     monkeypatch.setenv("PURERL_CACHE_DIR", "/elsewhere")
     assert run.default_cache_dir() == "/elsewhere"
 

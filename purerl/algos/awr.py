@@ -61,7 +61,6 @@ from purerl.evaluation import evaluate as run_episodes
 from purerl.evaluation import train_loop
 
 OFFLINE = True
-OBS_STD_EPS = 1e-3  # added to the dataset's observation std, eq. (4)
 ADV_EPS = 1e-5  # added to the advantages' std with `normalize_advantages`, eq. (3)
 
 
@@ -274,26 +273,13 @@ def weighted_log_likelihood_loss(log_prob, weights) -> jax.Array:
     return -jnp.mean(jax.lax.stop_gradient(weights) * log_prob)
 
 
-def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
-    """Eq. (4)'s (mean, std + 1e-3) of the dataset's observations [N, *obs_shape]; (0, 1) when
-    not `normalize`."""
-    if not normalize:
-        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
-    obs = jnp.asarray(obs, jnp.float32)
-    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
-
-
-def normalize(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-    """Eq. (4): (o − mean) / std."""
-    return (obs - mean) / std
-
-
 def dataset_lambda_returns(config: Config, networks: Networks, state: TrainState,
                            dataset: buffers.Transition) -> jax.Array:
     """Eq. (1) over the whole dataset with the current V, [N] (scaled rewards, eq. 0)."""
-    values = networks.value.apply(state.value_params, normalize(dataset.obs, state.obs_mean, state.obs_std))
+    obs = datasets.normalize_obs(dataset.obs, state.obs_mean, state.obs_std)
+    values = networks.value.apply(state.value_params, obs)
     next_values = networks.value.apply(state.value_params,
-                                       normalize(dataset.next_obs, state.obs_mean, state.obs_std))
+                                       datasets.normalize_obs(dataset.next_obs, state.obs_mean, state.obs_std))
     targets = lambda_returns(config.reward_scale * dataset.reward, values, next_values, dataset.terminated,
                              dataset.truncated, config.gamma, config.lam)
     return jax.lax.stop_gradient(targets)
@@ -352,7 +338,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
     actor_params = networks.actor.init(actor_key, obs)
     value_params = networks.value.init(value_key, obs)
     actor_opt, value_opt = make_optimizers(config)
-    obs_mean, obs_std = observation_stats(dataset.obs, config.normalize_obs)
+    obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     return TrainState(actor_params=actor_params, value_params=value_params,
                       actor_opt_state=actor_opt.init(actor_params), value_opt_state=value_opt.init(value_params),
                       obs_mean=obs_mean, obs_std=obs_std, rng=key, update_step=jnp.zeros((), jnp.int32))
@@ -368,7 +354,7 @@ def update(config: Config, state: TrainState, dataset: buffers.Transition) -> tu
         # `datasets.sample` draws one index for every field: the λ-returns ride in the reward
         # field (unused by the losses) so that each comes with its (s, a).
         batch = datasets.sample(dataset.replace(reward=targets), key, config.batch_size)
-        batch = batch.replace(obs=normalize(batch.obs, state.obs_mean, state.obs_std))
+        batch = batch.replace(obs=datasets.normalize_obs(batch.obs, state.obs_mean, state.obs_std))
         return gradient_step(config, networks, state, batch, batch.reward)
 
     rng, step_key = jax.random.split(state.rng)
@@ -381,7 +367,8 @@ def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, determin
     Deterministic: the mean tanh(μ(s)) or the most probable action; else sampled from π
     (clipped to [−1, 1])."""
     _, networks = _networks(config)
-    dist = policy_distribution(config, networks, params.params, normalize(obs, params.obs_mean, params.obs_std))
+    obs = datasets.normalize_obs(obs, params.obs_mean, params.obs_std)
+    dist = policy_distribution(config, networks, params.params, obs)
     if networks.discrete:
         return jnp.argmax(dist.logits, axis=-1) if deterministic else dist.sample(seed=key)
     return dist.mean() if deterministic else jnp.clip(dist.sample(seed=key), -1.0, 1.0)

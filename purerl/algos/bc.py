@@ -59,7 +59,6 @@ from purerl.evaluation import train_loop
 
 OFFLINE = True
 ACTION_EPS = 1e-6  # ε of eq. (1): dataset actions are clipped to [−1 + ε, 1 − ε] for the log-likelihood
-OBS_STD_EPS = 1e-3  # added to the dataset's observation std, eq. (4)
 POLICIES = ("gaussian", "deterministic")
 
 
@@ -187,20 +186,6 @@ def policy(state: TrainState) -> Policy:
 
 
 # ----------------------------------------------------------------------------- losses
-def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
-    """Eq. (4)'s (mean, std + 1e-3) of the dataset's observations [N, *obs_shape]; (0, 1)
-    when not `normalize`."""
-    if not normalize:
-        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
-    obs = obs.astype(jnp.float32)
-    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
-
-
-def normalize(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-    """Eq. (4): (o − mean) / std."""
-    return (obs - mean) / std
-
-
 def clip_action(action: jax.Array) -> jax.Array:
     """Eq. (1)'s ā = clip(a, −1 + ε, 1 − ε)."""
     return jnp.clip(action, -1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
@@ -248,7 +233,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
     """Fresh parameters and the dataset's observation statistics (eq. 4)."""
     _check_dataset(config, dataset)
     key, params_key = jax.random.split(key)
-    obs_mean, obs_std = observation_stats(dataset.obs, config.normalize_obs)
+    obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     params = make_policy(config).init(params_key, jnp.zeros((1,) + dataset.obs.shape[1:], jnp.float32))
     return TrainState(params=params, opt_state=optax.adam(config.learning_rate).init(params), obs_mean=obs_mean,
                       obs_std=obs_std, rng=key, update_step=jnp.zeros((), jnp.int32))
@@ -257,7 +242,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
 def gradient_step(config: Config, state: TrainState, batch: buffers.Transition) -> tuple[TrainState, dict]:
     """One Adam step on the loss of eq. (1), (2) or (3) for `batch`."""
     optimizer = optax.adam(config.learning_rate)
-    obs = normalize(batch.obs, state.obs_mean, state.obs_std)
+    obs = datasets.normalize_obs(batch.obs, state.obs_mean, state.obs_std)
     (loss, aux), grads = jax.value_and_grad(bc_loss, has_aux=True)(state.params, config, obs, batch.action)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state), \
@@ -280,7 +265,7 @@ def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, determin
     """An action for each observation in `obs` (raw, batched); `params` is `policy(state)`.
     Deterministic: tanh(μ(s)), μ(s) or argmax; else sampled from π (the deterministic policy
     has nothing to sample and returns μ(s))."""
-    out = make_policy(config).apply(params.params, normalize(obs, params.obs_mean, params.obs_std))
+    out = make_policy(config).apply(params.params, datasets.normalize_obs(obs, params.obs_mean, params.obs_std))
     kind = config.policy_kind
     if kind == "deterministic":
         return out

@@ -79,7 +79,6 @@ from purerl.evaluation import evaluate as run_episodes
 from purerl.evaluation import train_loop
 
 OFFLINE = True
-OBS_STD_EPS = 1e-3  # added to the dataset's observation std, eq. (8)
 ALPHA_PRIME_MAX = 1e6  # upper clip of the Lagrange multiplier α′, eq. (4) (as CORL)
 
 
@@ -242,20 +241,6 @@ def policy(config: Config, state: TrainState) -> Policy:
 
 
 # ----------------------------------------------------------------------------- math
-def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
-    """Eq. (8)'s (mean, std + 1e-3) of the dataset's observations [N, *obs_shape]; (0, 1) when
-    not `normalize`."""
-    if not normalize:
-        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
-    obs = obs.astype(jnp.float32)
-    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
-
-
-def normalize(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-    """Eq. (8): (o − mean) / std."""
-    return (obs - mean) / std
-
-
 def discrete_logsumexp(q_all: jax.Array) -> jax.Array:
     """Eq. (2), discrete actions: log Σ_a exp Q(s, a) exactly; `q_all` [..., |A|] → [...]."""
     return jax.nn.logsumexp(q_all, axis=-1)
@@ -408,8 +393,8 @@ def discrete_step(config: Config, network: dqn.QNetwork, agent: QAgent, log_alph
 
 def gradient_step(config: Config, state: TrainState, batch: buffers.Transition, key: jax.Array):
     """One CQL gradient step on a raw `batch` (normalized here, eq. 8). Returns (state, metrics)."""
-    batch = batch.replace(obs=normalize(batch.obs, state.obs_mean, state.obs_std),
-                          next_obs=normalize(batch.next_obs, state.obs_mean, state.obs_std))
+    batch = batch.replace(obs=datasets.normalize_obs(batch.obs, state.obs_mean, state.obs_std),
+                          next_obs=datasets.normalize_obs(batch.next_obs, state.obs_mean, state.obs_std))
     if config.discrete:
         agent, log_alpha_prime, dual_state, metrics = discrete_step(
             config, make_q_network(config), state.agent, state.log_alpha_prime, state.alpha_prime_opt_state, batch)
@@ -436,7 +421,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
     """Fresh parameters, α′ = `cql_alpha`, and the dataset's observation statistics (eq. 8)."""
     _check_dataset(config, dataset)
     key, agent_key = jax.random.split(key)
-    obs_mean, obs_std = observation_stats(dataset.obs, config.normalize_obs)
+    obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     example_obs = jnp.zeros((1,) + dataset.obs.shape[1:], jnp.float32)
     if config.discrete:
         q_params = make_q_network(config).init(agent_key, example_obs)
@@ -468,7 +453,7 @@ def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, determin
     """An action for each observation in `obs` (raw, batched); `params` is `policy(config, state)`.
     Continuous: tanh(μ(s)) (deterministic) or a sample of π; discrete: argmax_a Q(s, a) always
     (CQL's discrete policy is greedy)."""
-    obs = normalize(obs, params.obs_mean, params.obs_std)
+    obs = datasets.normalize_obs(obs, params.obs_mean, params.obs_std)
     if config.discrete:
         return jnp.argmax(make_q_network(config).apply(params.params, obs), axis=-1)
     return sac.sample_action(make_networks(config), params.params, obs, key, deterministic)

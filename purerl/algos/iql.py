@@ -63,7 +63,6 @@ from purerl.evaluation import train_loop
 
 OFFLINE = True
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # bounds of the policy's log σ (the paper's code)
-OBS_STD_EPS = 1e-3  # added to the dataset's observation std, eq. (5)
 
 
 # ----------------------------------------------------------------------------- config
@@ -374,20 +373,6 @@ def gradient_step(config: Config, networks: Networks, state: TrainState, batch: 
     return new_state, metrics
 
 
-def observation_stats(obs: jax.Array, normalize: bool = True) -> tuple[jax.Array, jax.Array]:
-    """Eq. (5)'s (mean, std + 1e-3) of the dataset's observations [N, *obs_shape]; (0, 1) when
-    not `normalize`."""
-    if not normalize:
-        return jnp.zeros(obs.shape[1:], jnp.float32), jnp.ones(obs.shape[1:], jnp.float32)
-    obs = jnp.asarray(obs, jnp.float32)
-    return obs.mean(axis=0), obs.std(axis=0) + OBS_STD_EPS
-
-
-def normalize(obs: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-    """Eq. (5): (o − mean) / std."""
-    return (obs - mean) / std
-
-
 # ----------------------------------------------------------------------------- init / update / train
 def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainState:
     env, networks = _networks(config)
@@ -400,7 +385,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
         critic_params = networks.critic.init(critic_key, obs, jnp.zeros((1, networks.action_dim)))
     value_params = networks.value.init(value_key, obs)
     actor_opt, critic_opt, value_opt = make_optimizers(config)
-    obs_mean, obs_std = observation_stats(dataset.obs, config.normalize_obs)
+    obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     return TrainState(actor_params=actor_params, critic_params=critic_params, target_critic_params=critic_params,
                       value_params=value_params, actor_opt_state=actor_opt.init(actor_params),
                       critic_opt_state=critic_opt.init(critic_params), value_opt_state=value_opt.init(value_params),
@@ -413,8 +398,8 @@ def update(config: Config, state: TrainState, dataset: buffers.Transition) -> tu
 
     def step(state, key):
         batch = datasets.sample(dataset, key, config.batch_size)
-        batch = batch.replace(obs=normalize(batch.obs, state.obs_mean, state.obs_std),
-                              next_obs=normalize(batch.next_obs, state.obs_mean, state.obs_std))
+        batch = batch.replace(obs=datasets.normalize_obs(batch.obs, state.obs_mean, state.obs_std),
+                              next_obs=datasets.normalize_obs(batch.next_obs, state.obs_mean, state.obs_std))
         return gradient_step(config, networks, state, batch)
 
     rng, step_key = jax.random.split(state.rng)
@@ -427,7 +412,7 @@ def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, determin
     Deterministic: the mean tanh(μ(s)) or the most probable action; else sampled from π
     (clipped to [−1, 1])."""
     _, networks = _networks(config)
-    dist = networks.actor.apply(params.params, normalize(obs, params.obs_mean, params.obs_std))
+    dist = networks.actor.apply(params.params, datasets.normalize_obs(obs, params.obs_mean, params.obs_std))
     if networks.discrete:
         return jnp.argmax(dist.logits, axis=-1) if deterministic else dist.sample(seed=key)
     return dist.mean() if deterministic else jnp.clip(dist.sample(seed=key), -1.0, 1.0)

@@ -20,7 +20,7 @@ step) trained on minibatches drawn uniformly from a fixed dataset. One `update` 
         `F.mse_loss`; the paper's (π(s) − a)² for a scalar action)             `actor_objective`
     (5) state normalization: s = (o − mean_D) / (std_D + 1e-3), the dataset's per-dimension
         statistics, kept in the `TrainState` and applied in `act` and `evaluate`
-        (`bc.observation_stats`, `bc.normalize`; `normalize_obs=False` turns it off)
+        (`datasets.observation_stats`, `datasets.normalize_obs`; `normalize_obs=False` turns it off)
     (6) Polyak targets after each actor step: θ′_i ← τ θ_i + (1 − τ) θ′_i,  φ′ ← τ φ + (1 − τ) φ′
         (`td3.polyak`)
 
@@ -214,7 +214,7 @@ def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainSt
                          f"Config.env={config.env!r}'s continuous action space {env.action_space}")
     actor, critic = make_networks(config)
     key, actor_key, critic_key = jax.random.split(key, 3)
-    obs_mean, obs_std = bc.observation_stats(dataset.obs, config.normalize_obs)
+    obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     obs = jnp.zeros((1,) + dataset.obs.shape[1:], jnp.float32)
     action = jnp.zeros((1,) + dataset.action.shape[1:], jnp.float32)
     actor_params = actor.init(actor_key, obs)
@@ -231,8 +231,8 @@ def gradient_step(config: Config, state: TrainState, batch: buffers.Transition, 
     """One critic step (eqs. 1–3) on `batch` (raw observations); with `update_actor` (a
     Python bool) also one actor step (eq. 4) on the same batch and one Polyak step (eq. 6)."""
     actor, critic = make_networks(config)
-    batch = batch.replace(obs=bc.normalize(batch.obs, state.obs_mean, state.obs_std),
-                          next_obs=bc.normalize(batch.next_obs, state.obs_mean, state.obs_std))
+    batch = batch.replace(obs=datasets.normalize_obs(batch.obs, state.obs_mean, state.obs_std),
+                          next_obs=datasets.normalize_obs(batch.next_obs, state.obs_mean, state.obs_std))
 
     noise = config.policy_noise * jax.random.normal(noise_key, batch.action.shape)
     target = td3.critic_target(actor, critic, state.actor_target, state.critic_target, batch, noise, config.gamma,
@@ -286,7 +286,7 @@ def act(config: Config, params: Policy, obs: jax.Array, key: jax.Array, determin
     `policy(state)`. The policy is deterministic: `key` and `deterministic` change nothing
     (offline, there is no exploration)."""
     actor, _ = make_networks(config)
-    return actor.apply(params.params, bc.normalize(obs, params.obs_mean, params.obs_std))
+    return actor.apply(params.params, datasets.normalize_obs(obs, params.obs_mean, params.obs_std))
 
 
 def evaluate(config: Config, state: TrainState) -> jax.Array:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import buffers
+from purerl import buffers, datasets
 from purerl.algos import bc
 from purerl.config import sweep_axes
 
@@ -95,12 +95,12 @@ def test_deterministic_loss_and_act_on_a_linear_policy_with_normalized_states():
 
 def test_observation_stats_and_normalization():
     obs = jnp.array([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
-    mean, std = bc.observation_stats(obs)
+    mean, std = datasets.observation_stats(obs)
     np.testing.assert_allclose(np.asarray(mean), [3.0, 10.0], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(std), [math.sqrt(8 / 3) + 1e-3, 1e-3], rtol=1e-5)  # constant: std 1e-3
-    np.testing.assert_allclose(np.asarray(bc.normalize(obs, mean, std))[:, 0],
+    np.testing.assert_allclose(np.asarray(datasets.normalize_obs(obs, mean, std))[:, 0],
                                np.array([-2.0, 0.0, 2.0]) / (math.sqrt(8 / 3) + 1e-3), rtol=1e-5)
-    mean, std = bc.observation_stats(obs, normalize=False)
+    mean, std = datasets.observation_stats(obs, normalize=False)
     np.testing.assert_array_equal(np.asarray(mean), [0.0, 0.0])
     np.testing.assert_array_equal(np.asarray(std), [1.0, 1.0])
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import buffers, envs
+from purerl import buffers, datasets, envs
 from purerl.algos import bc, cql, dqn, sac
 from purerl.config import sweep_axes
 from purerl.report import bootstrap_ci
@@ -284,7 +284,7 @@ def test_continuous_act_and_observation_normalization():
     data = _synthetic("Pendulum-v1")
     state = cql.init(config, jax.random.PRNGKey(0), data)
     np.testing.assert_allclose(state.obs_mean, data.obs.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(state.obs_std, data.obs.std(0) + cql.OBS_STD_EPS, rtol=1e-5)
+    np.testing.assert_allclose(state.obs_std, data.obs.std(0) + datasets.OBS_STD_EPS, rtol=1e-5)
     raw = cql.Config(hidden_sizes=(8,), num_gradient_steps=10, steps_per_update=10, normalize_obs=False)
     plain = cql.init(raw, jax.random.PRNGKey(0), data)
     np.testing.assert_array_equal(plain.obs_mean, 0.0)
