@@ -80,8 +80,9 @@ def summarize(final_returns: np.ndarray, seeds=None) -> dict:
     return out
 
 
-def format_table(title: str, summary: dict, timing: dict) -> str:
-    """The final table: statistics over finite seeds, and the non-finite ones named."""
+def format_table(title: str, summary: dict, timing: dict, steps: str = "env steps") -> str:
+    """The final table: statistics over finite seeds, and the non-finite ones named. `steps`
+    names what the rate counts ("gradient steps" for an offline algorithm)."""
     lines = [title, "final evaluation return across seeds (deterministic policy):",
              f"  {'mean':>9} {'IQM':>9} {'IQM 95% CI':>21} {'min':>9} {'max':>9} {'seeds':>6} {'non-finite':>10}"]
     nonfinite = summary.get("nonfinite_seeds", [])
@@ -100,7 +101,7 @@ def format_table(title: str, summary: dict, timing: dict) -> str:
         hits = timing.get("compile_cache_hits", 0)
         cache = (f" (compilation cache hit: {hits} of 2 programs loaded)" if hits
                  else " (compilation cache: miss, stored for the next run)")
-    lines.append(f"env steps/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: "
+    lines.append(f"{steps}/s (all seeds): {timing['env_steps_per_second']:,.0f}   compile: "
                  f"{timing['compile_seconds']:.1f} s{cache}   run: {timing['run_seconds']:.1f} s")
     return "\n".join(lines)
 

@@ -718,6 +718,8 @@ def _finish(r: _Run, done_blocks: int) -> RunResult:
         "program_bytes_per_device": r.program.bytes_per_device,
         "seed_chunks": len(r.chunks),
     }
+    if r.dataset_info is not None:  # an offline run's step axis counts gradient steps
+        timing["gradient_steps_per_second"] = timing["env_steps_per_second"]
     env_steps, eval_returns = r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals]
     if _is_main():
         _write_results(r, final, evals, summary, timing, finished)
@@ -757,7 +759,7 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
     if offline:
         title += f" · dataset {r.dataset_info.get('kind', '?')} ({r.dataset_info.get('path')})"
     if summary:
-        print(report.format_table(title, summary, timing))
+        print(report.format_table(title, summary, timing, "gradient steps" if offline else "env steps"))
     if normalized.get("num_finite"):
         low, high = normalized["iqm_ci95"]
         print(f"normalized score 100·(R − R_random)/(R_expert − R_random): mean {normalized['mean']:.1f} ± "

@@ -33,7 +33,7 @@ def test_offline_run_reports_the_normalized_score_and_records_the_dataset(tmp_pa
                                                     progress=False, plot=False))
     assert result.finished and result.eval_returns.shape == (3, 2, 2)
     out = capsys.readouterr().out
-    assert "40 gradient steps per seed" in out and "normalized score" in out
+    assert "40 gradient steps per seed" in out and "normalized score" in out and "gradient steps/s" in out
     results = json.load(open(tmp_path / "r" / "results.json"))
     final = np.array(results["final_eval_return_per_seed"])
     expected = 100 * (final - (-1200.0)) / (-150.0 + 1200.0)
