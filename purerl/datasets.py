@@ -183,6 +183,18 @@ def content_hash(transitions: buffers.Transition) -> str:
     return digest.hexdigest()
 
 
+def check_shapes(transitions: buffers.Transition, env: envs.Environment) -> None:
+    """Raise a ValueError when the observation or action shapes of `transitions` (a dataset
+    or its abstract shapes, at trace time) do not match `env`'s."""
+    if tuple(transitions.obs.shape[1:]) != tuple(env.obs_shape):
+        raise ValueError(f"dataset observations of shape {tuple(transitions.obs.shape[1:])} do not match "
+                         f"Config.env={env.name!r}'s {tuple(env.obs_shape)}")
+    expected = () if env.discrete else tuple(env.action_space.shape)
+    if tuple(transitions.action.shape[1:]) != expected:
+        raise ValueError(f"dataset actions of shape {tuple(transitions.action.shape[1:])} do not match "
+                         f"Config.env={env.name!r}'s action space {env.action_space}")
+
+
 def check_dataset(dataset: Dataset, env: envs.Environment, batch_size: int | None = None,
                   where: str = "dataset") -> None:
     """Raise a ValueError, naming `where`, when the dataset does not fit `env` (observation

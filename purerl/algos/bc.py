@@ -218,20 +218,9 @@ def bc_loss(params, config: Config, obs: jax.Array, action: jax.Array) -> tuple[
 
 
 # ----------------------------------------------------------------------------- init / update / train
-def _check_dataset(config: Config, dataset: buffers.Transition) -> None:
-    env = make_env(config.env)
-    if tuple(dataset.obs.shape[1:]) != tuple(env.obs_shape):
-        raise ValueError(f"dataset observations of shape {tuple(dataset.obs.shape[1:])} do not match "
-                         f"Config.env={config.env!r}'s {tuple(env.obs_shape)}")
-    expected = () if env.discrete else tuple(env.action_space.shape)
-    if tuple(dataset.action.shape[1:]) != expected:
-        raise ValueError(f"dataset actions of shape {tuple(dataset.action.shape[1:])} do not match "
-                         f"Config.env={config.env!r}'s action space {env.action_space}")
-
-
 def init(config: Config, key: jax.Array, dataset: buffers.Transition) -> TrainState:
     """Fresh parameters and the dataset's observation statistics (eq. 4)."""
-    _check_dataset(config, dataset)
+    datasets.check_shapes(dataset, make_env(config.env))
     key, params_key = jax.random.split(key)
     obs_mean, obs_std = datasets.observation_stats(dataset.obs, config.normalize_obs)
     params = make_policy(config).init(params_key, jnp.zeros((1,) + dataset.obs.shape[1:], jnp.float32))
