@@ -55,7 +55,11 @@ HALFCHEETAH_SAC = dict(env="brax/halfcheetah", total_timesteps=5_000_000, num_en
 # Each algorithm's program in the `algorithms` part: (environment, overrides)
 ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_critic": "CartPole-v1",
                   "dqn": "CartPole-v1", "sac": "Pendulum-v1", "a2c": "CartPole-v1", "trpo": "CartPole-v1",
-                  "ddpg": "Pendulum-v1", "td3": "Pendulum-v1"}
+                  "ddpg": "Pendulum-v1", "td3": "Pendulum-v1",
+                  # offline algorithms learn from `offline_dataset(env)`: random Pendulum-v1 transitions
+                  "bc": "Pendulum-v1", "td3_bc": "Pendulum-v1", "cql": "Pendulum-v1", "iql": "Pendulum-v1",
+                  "awr": "Pendulum-v1", "edac": "Pendulum-v1"}
+OFFLINE_DATASET_SIZE = 100_000  # transitions of the offline algorithms' dataset (shared by all seeds)
 
 
 def _log(*args):
@@ -70,11 +74,29 @@ def few_updates(module, config, updates: int, **extra):
     if "learning_starts" in fields and "learning_starts" not in extra:
         changes["learning_starts"] = 0
     config = dataclasses.replace(config, **changes)
+    if getattr(module, "OFFLINE", False):  # counted in gradient steps
+        config = dataclasses.replace(config, num_gradient_steps=updates * config.steps_per_update)
+        return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
     total = updates * config.env_steps_per_update
     if "buffer_size" in fields:
         changes["buffer_size"] = max(min(config.buffer_size, total), config.env_steps_per_update)
     config = dataclasses.replace(config, total_timesteps=total, **changes)
     return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+
+
+def offline_dataset(env_name: str, size: int = OFFLINE_DATASET_SIZE):
+    """A dataset of uniformly random actions for the offline algorithms' programs (what they
+    learn does not matter here: their compile time, memory and speed do)."""
+    import jax
+    import numpy as np
+
+    from purerl import datasets, envs
+
+    env = envs.make(env_name)
+    data = jax.jit(lambda k: datasets.rollout(env, datasets.random_policy(env), k, 16, -(-size // 16)))(
+        jax.random.PRNGKey(0))
+    return datasets.Dataset(datasets.to_host(jax.tree.map(lambda x: np.asarray(x)[:size], data)),
+                            {"env": env_name, "kind": "random"})
 
 
 def timed_run(algo: str, config, num_seeds: int, target: float | None = None, time_limit: float | None = None,
@@ -91,14 +113,16 @@ def timed_run(algo: str, config, num_seeds: int, target: float | None = None, ti
     from purerl.evaluation import num_blocks
 
     module = algos.get(algo)
+    dataset = offline_dataset(config.env) if getattr(module, "OFFLINE", False) else None
+    data = () if dataset is None else (dataset.transitions,)
     if trace_only:  # the dry run's Brax mode: trace `train` once, compile nothing
-        out = jax.eval_shape(jax.vmap(functools.partial(module.train, config)),
-                             jax.ShapeDtypeStruct((num_seeds, 2), jax.numpy.uint32))
+        out = jax.eval_shape(jax.vmap(functools.partial(module.train, config), in_axes=(0,) + (None,) * len(data)),
+                             jax.ShapeDtypeStruct((num_seeds, 2), jax.numpy.uint32), *data)
         return {"algorithm": algo, "env": config.env, "num_seeds": num_seeds, "traced_only": True,
                 "eval_returns_shape": list(out[2].shape)}
     t0 = time.perf_counter()
     mesh = run.seed_mesh(jax.devices()[:1])
-    program = run.compile_program(module, config, mesh, num_seeds)
+    program = run.compile_program(module, config, mesh, num_seeds, dataset)
     compile_seconds = time.perf_counter() - t0
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
     state = program.init(keys)

@@ -25,7 +25,9 @@ def test_dry_run_traces_every_configuration(tmp_path):
     assert cartpole["num_seeds"] == 2 and math.isfinite(cartpole["final_mean_eval_return"])
     assert cartpole["wall_seconds"] >= cartpole["compile_seconds"] > 0
     assert parts["ant"]["env"] == "brax/ant" and parts["halfcheetah"]["env"] == "brax/halfcheetah"
-    assert {r["algorithm"] for r in parts["algorithms"]["rows"]} == set(algos.ALGORITHMS)
+    rows = parts["algorithms"]["rows"]
+    assert {r["algorithm"] for r in rows} == set(algos.ALGORITHMS)
+    assert all(r["ok"] for r in rows), [(r["algorithm"], r.get("error")) for r in rows if not r["ok"]]
     assert json.loads(out.read_text())["parts"].keys() == parts.keys()  # saved as it went
 
 
