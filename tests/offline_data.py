@@ -2,6 +2,7 @@
 
     pendulum("medium-replay")   SAC on Pendulum-v1: the medium policy and its replay buffer
     cartpole("medium")          PPO on CartPole-v1 stopped at about a third of the expert's return
+    synthetic(env)              a few random transitions with env's shapes, for the math tests
 
 Each is made once per test session: the first xdist worker that asks writes it (Minari format,
 `purerl.datasets.save`) under `$PURERL_CACHE_DIR/offline-data` while holding a file lock; the
@@ -14,8 +15,10 @@ import fcntl
 import os
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-from purerl import datasets
+from purerl import buffers, datasets
 from purerl.algos import ppo, sac
 
 # Pendulum: SAC (purerl's preset) for 20k steps is the expert; its state after MEDIUM_STEPS
@@ -69,3 +72,20 @@ def pendulum(kind: str) -> datasets.Dataset:
 
 def cartpole(kind: str) -> datasets.Dataset:
     return _cached("cartpole-ppo", _make_cartpole)[kind]
+
+
+def synthetic(env: str, n: int = 64, seed: int = 0) -> buffers.Transition:
+    """`n` random transitions with `env`'s shapes (Pendulum-v1: obs 3, action 1; CartPole-v1:
+    obs 4, actions 0/1), a terminal and a truncation among them."""
+    rng = np.random.default_rng(seed)
+    obs_dim = 3 if env == "Pendulum-v1" else 4
+    obs = rng.normal(size=(n, obs_dim)).astype(np.float32) * np.arange(1, obs_dim + 1, dtype=np.float32) + 2.0
+    if env == "Pendulum-v1":
+        action = np.clip(rng.normal(size=(n, 1)), -1.0, 1.0).astype(np.float32)
+    else:
+        action = rng.integers(0, 2, size=(n,)).astype(np.int32)
+    terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
+    terminated[n // 2], truncated[-1] = True, True
+    return buffers.Transition(obs=jnp.asarray(obs), action=jnp.asarray(action),
+                              reward=jnp.asarray(rng.normal(size=n), jnp.float32), terminated=jnp.asarray(terminated),
+                              truncated=jnp.asarray(truncated), next_obs=jnp.asarray(np.roll(obs, -1, 0)))

@@ -17,23 +17,6 @@ from purerl.config import sweep_axes
 import offline_data  # tests/offline_data.py (tests/ is on sys.path via its conftest)
 
 
-def _synthetic(env: str, n: int = 64, seed: int = 0) -> buffers.Transition:
-    """`n` random transitions with `env`'s shapes (Pendulum-v1: obs 3, action 1; CartPole-v1:
-    obs 4, actions 0/1), a terminal and a truncation among them."""
-    rng = np.random.default_rng(seed)
-    obs_dim = 3 if env == "Pendulum-v1" else 4
-    obs = rng.normal(size=(n, obs_dim)).astype(np.float32) * np.arange(1, obs_dim + 1, dtype=np.float32) + 2.0
-    if env == "Pendulum-v1":
-        action = np.clip(rng.normal(size=(n, 1)), -1.0, 1.0).astype(np.float32)
-    else:
-        action = rng.integers(0, 2, size=(n,)).astype(np.int32)
-    terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
-    terminated[n // 2], truncated[-1] = True, True
-    return buffers.Transition(obs=jnp.asarray(obs), action=jnp.asarray(action),
-                              reward=jnp.asarray(rng.normal(size=n), jnp.float32), terminated=jnp.asarray(terminated),
-                              truncated=jnp.asarray(truncated), next_obs=jnp.asarray(np.roll(obs, -1, 0)))
-
-
 def _linear(kernel, bias):
     """Parameters of a network with no hidden layers: out = x @ kernel + bias."""
     return {"params": {"MLP_0": {"Dense_0": {"kernel": jnp.asarray(kernel, jnp.float32),
@@ -147,7 +130,7 @@ def test_categorical_policy_loss():
 
 
 def test_state_normalization_in_training_and_acting():
-    data = _synthetic("Pendulum-v1", n=128)
+    data = offline_data.synthetic("Pendulum-v1", n=128)
     config = awr.Config(hidden_sizes=(8,), batch_size=16, num_gradient_steps=2, steps_per_update=2)
     state = awr.init(config, jax.random.PRNGKey(0), data)
     np.testing.assert_allclose(np.asarray(state.obs_mean), np.asarray(data.obs).mean(0), rtol=1e-5)
@@ -191,7 +174,7 @@ def test_each_update_recomputes_the_lambda_returns_with_the_current_v():
 def test_vmapped_beta_sweep_in_one_program(env):
     """2 values of β × 2 seeds, 2 updates of 3 gradient steps each, on synthetic data: finite
     metrics and returns of the stated shapes; the two β train different policies, the same V."""
-    data = _synthetic(env)
+    data = offline_data.synthetic(env)
     config = awr.Config(env=env, hidden_sizes=(16,), batch_size=8, num_gradient_steps=6, steps_per_update=3,
                         eval_every=1, eval_episodes=2, normalize_advantages=env == "CartPole-v1",
                         beta=jnp.array([0.1, 10.0, 0.1, 10.0]))

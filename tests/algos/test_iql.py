@@ -11,29 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import buffers
 from purerl.algos import bc, iql
 from purerl.config import sweep_axes
 from purerl.report import bootstrap_ci
 
 import offline_data  # tests/offline_data.py (tests/ is on sys.path via its conftest)
-
-
-def _synthetic(env: str, n: int = 64, seed: int = 0) -> buffers.Transition:
-    """`n` random transitions with `env`'s shapes (Pendulum-v1: obs 3, action 1; CartPole-v1:
-    obs 4, actions 0/1), a terminal and a truncation among them."""
-    rng = np.random.default_rng(seed)
-    obs_dim = 3 if env == "Pendulum-v1" else 4
-    obs = rng.normal(size=(n, obs_dim)).astype(np.float32) * np.arange(1, obs_dim + 1, dtype=np.float32) + 2.0
-    if env == "Pendulum-v1":
-        action = np.clip(rng.normal(size=(n, 1)), -1.0, 1.0).astype(np.float32)
-    else:
-        action = rng.integers(0, 2, size=(n,)).astype(np.int32)
-    terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
-    terminated[n // 2], truncated[-1] = True, True
-    return buffers.Transition(obs=jnp.asarray(obs), action=jnp.asarray(action),
-                              reward=jnp.asarray(rng.normal(size=n), jnp.float32), terminated=jnp.asarray(terminated),
-                              truncated=jnp.asarray(truncated), next_obs=jnp.asarray(np.roll(obs, -1, 0)))
 
 
 def _linear(kernel, bias):
@@ -158,7 +140,7 @@ def test_gaussian_policy_log_likelihood_and_act():
 
 def test_state_normalization_in_training_and_acting():
     """The dataset's mean and std + 1e-3 are in the state; `act` takes raw observations."""
-    data = _synthetic("Pendulum-v1", n=128)
+    data = offline_data.synthetic("Pendulum-v1", n=128)
     config = iql.Config(hidden_sizes=(8,), batch_size=16, num_gradient_steps=2, steps_per_update=2)
     state = iql.init(config, jax.random.PRNGKey(0), data)
     np.testing.assert_allclose(np.asarray(state.obs_mean), np.asarray(data.obs).mean(0), rtol=1e-5)
@@ -178,7 +160,7 @@ def test_state_normalization_in_training_and_acting():
 def test_vmapped_beta_sweep_in_one_program(env):
     """2 values of β × 2 seeds, 2 updates of 3 gradient steps each, on synthetic data: finite
     metrics and returns of the stated shapes; the two β train different actors."""
-    data = _synthetic(env)
+    data = offline_data.synthetic(env)
     config = iql.Config(env=env, hidden_sizes=(16,), batch_size=8, num_gradient_steps=6, steps_per_update=3,
                         eval_every=1, eval_episodes=2, beta=jnp.array([0.0, 10.0, 0.0, 10.0]))
     keys = jax.random.split(jax.random.PRNGKey(0), 2)[jnp.array([0, 0, 1, 1])]  # each key with both β
