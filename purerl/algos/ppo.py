@@ -228,6 +228,8 @@ class Transition:
     final_obs: jax.Array
     episode_return: jax.Array
     episode_length: jax.Array
+    raw_obs: jax.Array  # obs before observation normalization (equal to obs without it)
+    raw_final_obs: jax.Array  # final_obs before observation normalization
 
 
 # ----------------------------------------------------------------------------- losses
@@ -272,33 +274,42 @@ def init(config: Config, key: jax.Array) -> TrainState:
                       update_step=jnp.zeros((), jnp.int32))
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
-    """One PPO iteration: rollout → GAE → epochs × minibatches of SGD."""
+def rollout(config: Config, params, env_state: envs.EnvState, obs: jax.Array, rng: jax.Array):
+    """`num_steps` steps of `num_envs` environments with the policy of `params`.
+
+    Returns ((env_state, obs, rng) after the rollout, the time-major `Transition` [num_steps, num_envs]).
+    Methods built on PPO (GAIL, AIRL) call this, replace `reward`, and call `learn`."""
     env = make_env(config.env, config.normalize_obs)
     network = make_network(config, env)
-    optimizer = make_optimizer(config)
-    params = state.params
 
-    # 1. Rollout: num_steps steps of num_envs environments.
     def env_step(carry, _):
         env_state, obs, rng = carry
         rng, action_key, step_key = jax.random.split(rng, 3)
         dist, value = network.apply(params, obs)
         action = dist.sample(seed=action_key)
+        raw_obs = env_state.raw_obs
         env_state, ts = env.step(step_key, env_state, action)
         transition = Transition(obs, action, dist.log_prob(action), value, ts.reward, ts.terminated,
-                                ts.truncated, ts.final_obs, ts.episode_return, ts.episode_length)
+                                ts.truncated, ts.final_obs, ts.episode_return, ts.episode_length, raw_obs,
+                                ts.raw_final_obs)
         return (env_state, ts.obs, rng), transition
 
-    (env_state, obs, rng), traj = jax.lax.scan(
-        env_step, (state.env_state, state.obs, state.rng), None, length=config.num_steps)
+    return jax.lax.scan(env_step, (env_state, obs, rng), None, length=config.num_steps)
 
-    # 2. Advantages, eq. (5): V(s′_t) of every transition's true next observation.
+
+def learn(config: Config, params, opt_state, traj: Transition, rng: jax.Array):
+    """GAE on `traj` (eq. 5), then `update_epochs` × `num_minibatches` SGD steps on eq. (4).
+
+    Returns (params, opt_state, rng, per-step loss diagnostics)."""
+    env = make_env(config.env, config.normalize_obs)
+    network = make_network(config, env)
+    optimizer = make_optimizer(config)
+
+    # Advantages, eq. (5): V(s′_t) of every transition's true next observation.
     next_values = network.apply(params, traj.final_obs, method=ActorCritic.value)
     advantages, targets = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated,
                               config.gamma, config.gae_lambda)
 
-    # 3. Epochs × minibatches of SGD on eq. (4).
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
 
@@ -318,13 +329,23 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
 
     rng, epoch_key = jax.random.split(rng)
     (params, opt_state), aux = jax.lax.scan(
-        epoch, (params, state.opt_state), jax.random.split(epoch_key, config.update_epochs))
+        epoch, (params, opt_state), jax.random.split(epoch_key, config.update_epochs))
+    return params, opt_state, rng, aux
 
+
+def episode_metrics(traj: Transition) -> dict:
+    """Mean return of the episodes that ended in `traj` (NaN if none did) and their number."""
     done = (traj.terminated | traj.truncated).astype(jnp.float32)
     episodes = done.sum()
-    metrics = jax.tree.map(jnp.mean, aux)
-    metrics["train/episode_return"] = jnp.where(episodes > 0, (traj.episode_return * done).sum() / episodes, jnp.nan)
-    metrics["train/episodes"] = episodes
+    return {"train/episode_return": jnp.where(episodes > 0, (traj.episode_return * done).sum() / episodes, jnp.nan),
+            "train/episodes": episodes}
+
+
+def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
+    """One PPO iteration: rollout → GAE → epochs × minibatches of SGD."""
+    (env_state, obs, rng), traj = rollout(config, state.params, state.env_state, state.obs, state.rng)
+    params, opt_state, rng, aux = learn(config, state.params, state.opt_state, traj, rng)
+    metrics = {**jax.tree.map(jnp.mean, aux), **episode_metrics(traj)}
     new_state = TrainState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, rng=rng,
                            update_step=state.update_step + 1)
     return new_state, metrics
