@@ -3,6 +3,7 @@
     purerl train ppo --env CartPole-v1 --num-seeds 16 --total-timesteps 500000
     purerl train ppo --resume runs/<run-name>
     purerl collect --run runs/<run> --kind expert --steps 100000 --out data/pendulum-expert
+    purerl collect --kind expert --expert scripted --env Pendulum-v1 --episodes 4 --out demos/pendulum-4
     purerl train iql --dataset data/pendulum-expert --num-seeds 10
     purerl list
 
@@ -21,6 +22,7 @@ from typing import Annotated
 USAGE = """usage: purerl train ALGORITHM [--flags]   train (see `purerl train ALGORITHM --help`)
        purerl train ALGORITHM --resume RUN_DIR  continue an interrupted run
        purerl collect --kind KIND --run RUN_DIR --steps N --out PATH   an offline dataset (see --help)
+       purerl collect --kind expert --expert scripted --env ENV --episodes N --out PATH   demonstrations
        purerl list                               algorithms and environments"""
 
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     import tyro
 
     env = _flag_value(flags, "--env")
-    if env is None and getattr(module, "OFFLINE", False) and _flag_value(flags, "--dataset"):
+    takes_dataset = getattr(module, "OFFLINE", False) or getattr(module, "DEMONSTRATIONS", False)
+    if env is None and takes_dataset and _flag_value(flags, "--dataset"):
         from purerl import datasets
 
         env = datasets.read_info(_flag_value(flags, "--dataset")).get("env")
@@ -162,12 +165,21 @@ def collect(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="collection seed")
     parser.add_argument("--seed-index", type=int, default=0, help="which of the run's seeds acts")
     parser.add_argument("--num-envs", type=int, default=16, help="parallel environments of the rollout")
+    parser.add_argument("--expert", help="demonstrations (kind expert) of a scripted controller ('scripted', "
+                        "with --env) or of --run's policy ('run'), as whole episodes (--episodes)")
+    parser.add_argument("--env", help="environment of --expert scripted")
+    parser.add_argument("--episodes", type=int, help="whole expert episodes to record (with --expert)")
     args = parser.parse_args(argv)
     try:
         if os.path.exists(args.out):
             raise ValueError(f"--out {args.out!r} exists already")
-        dataset = datasets.collect(args.kind, args.steps, run=args.run, expert_run=args.expert_run,
-                                   seed=args.seed, seed_index=args.seed_index, num_envs=args.num_envs)
+        if args.expert is not None:
+            dataset = _demonstrations(args)
+        else:
+            if args.episodes is not None or args.env is not None:
+                raise ValueError("--episodes and --env go with --expert (demonstrations of whole episodes)")
+            dataset = datasets.collect(args.kind, args.steps, run=args.run, expert_run=args.expert_run,
+                                       seed=args.seed, seed_index=args.seed_index, num_envs=args.num_envs)
         datasets.save(dataset, args.out)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -180,6 +192,31 @@ def collect(argv: list[str]) -> int:
           "(the episodes cut by the end of collection included); "
           f"R_random {info['random_return']:.1f}, R_expert {info['expert_return']:.1f}")
     return 0
+
+
+def _demonstrations(args):
+    """`purerl collect --kind expert --expert scripted|run …`: whole expert episodes."""
+    from purerl import datasets, experts
+
+    if args.kind != "expert":
+        raise ValueError(f"--expert records demonstrations, kind expert; got --kind {args.kind}")
+    if args.episodes is None:
+        raise ValueError("--expert needs --episodes N (whole expert episodes to record)")
+    if args.expert == "scripted":
+        if args.env is None:
+            raise ValueError(f"--expert scripted needs --env (one of {', '.join(experts.SCRIPTED)})")
+        experts.check("scripted", args.env, field="--expert")
+        return experts.demonstrations(args.env, "scripted", args.episodes, seed=args.seed)
+    if args.expert == "run":
+        if args.run is None:
+            raise ValueError("--expert run needs --run RUN_DIR (the trained expert)")
+        act = experts.from_run(args.run, args.seed_index)
+        if args.env is not None and args.env != act.env:
+            raise ValueError(f"--env {args.env!r} does not match the run's env {act.env!r}")
+        dataset = experts.demonstrations(act.env, act, args.episodes, seed=args.seed)
+        return datasets.Dataset(dataset.transitions, {**dataset.info, "expert": "run",
+                                                      "expert_run": os.path.abspath(args.run)})
+    raise ValueError(f"--expert {args.expert!r} is invalid; allowed: scripted, run")
 
 
 if __name__ == "__main__":

@@ -146,14 +146,17 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
 
 
 def offline_dataset(module, config):
-    """An offline algorithm's dataset (`config.dataset`), loaded and checked against the config's
-    environment and batch size before anything compiles; None for an online algorithm."""
-    if not getattr(module, "OFFLINE", False):
+    """An offline algorithm's dataset, or an imitation algorithm's demonstrations (`config.dataset`;
+    `DEMONSTRATIONS = True`), loaded and checked against the config's environment and batch size
+    before anything compiles; None for an online algorithm."""
+    if not (getattr(module, "OFFLINE", False) or getattr(module, "DEMONSTRATIONS", False)):
         return None
     from purerl import datasets, envs
 
     if not config.dataset:
-        raise ValueError(f"Config.dataset is empty: {module.__name__.rsplit('.', 1)[-1]} is an offline algorithm; "
+        what = "an offline algorithm" if getattr(module, "OFFLINE", False) else "an imitation algorithm (it learns " \
+            "from demonstrations)"
+        raise ValueError(f"Config.dataset is empty: {module.__name__.rsplit('.', 1)[-1]} is {what}; "
                          "pass --dataset PATH (a Minari dataset directory, e.g. from `purerl collect`)")
     dataset = datasets.load(config.dataset, env=None if datasets.read_info(config.dataset) else config.env)
     datasets.check_dataset(dataset, envs.make(config.env), getattr(config, "batch_size", None),
@@ -718,7 +721,7 @@ def _finish(r: _Run, done_blocks: int) -> RunResult:
         "program_bytes_per_device": r.program.bytes_per_device,
         "seed_chunks": len(r.chunks),
     }
-    if r.dataset_info is not None:  # an offline run's step axis counts gradient steps
+    if r.dataset_info is not None and getattr(r.module, "OFFLINE", False):  # the step axis counts gradient steps
         timing["gradient_steps_per_second"] = timing["env_steps_per_second"]
     env_steps, eval_returns = r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals]
     if _is_main():
@@ -732,9 +735,9 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
     steps_per_seed = int(r.env_steps[done_evals - 1]) if done_evals else 0
     report.save_curves(r.run_dir, r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals],
                        {k: v[:, :done_evals] for k, v in r.history["metrics"].items()}, evals)
-    offline = r.dataset_info is not None
+    offline = r.dataset_info is not None and getattr(r.module, "OFFLINE", False)  # steps are gradient steps
     normalized = {}
-    if offline and r.dataset_info.get("random_return") is not None and r.dataset_info.get("expert_return") is not None:
+    if r.dataset_info is not None and r.dataset_info.get("random_return") is not None and r.dataset_info.get("expert_return") is not None:
         from purerl.datasets import normalized_score
 
         reached = np.nonzero(evals)[0]
@@ -748,7 +751,7 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
         "evals_done_per_seed": evals.tolist(), "timing": timing,
         **({"dataset": {k: v for k, v in r.dataset_info.items() if k in ("path", "env", "kind", "content_hash",
                                                                          "random_return", "expert_return")},
-            "normalized_score": normalized} if offline else {}),
+            "normalized_score": normalized} if r.dataset_info is not None else {}),
     })
     if r.options.plot and done_evals:
         report.plot_curves(os.path.join(r.run_dir, "curve.png"), r.env_steps[:done_evals],
@@ -756,7 +759,7 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
     title = (f"purerl · {r.algo} on {env or '?'} · {r.options.num_seeds} seeds · {steps_per_seed:,} "
              f"{'gradient' if offline else 'env'} steps per seed"
              + ("" if finished else " (stopped early; resume to continue)"))
-    if offline:
+    if r.dataset_info is not None:
         title += f" · dataset {r.dataset_info.get('kind', '?')} ({r.dataset_info.get('path')})"
     if summary:
         print(report.format_table(title, summary, timing, "gradient steps" if offline else "env steps"))

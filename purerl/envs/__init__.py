@@ -27,10 +27,44 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'purerl.envs' has no attribute {name!r}")
 
 
+_REGISTERED: dict = {}  # name → make_backend(**overrides), added by `register`
+
+
+def register(name: str, make_backend) -> None:
+    """Make `make(name, **overrides)` build `make_backend(**overrides)` (a `Backend`), so that any
+    algorithm's `Config(env=name)` trains on it: a variant of an environment with other
+    parameters, or one whose reward is replaced (`variant`). A name is registered once (the
+    algorithms cache the environments they build by name)."""
+    if name in available() or name in _REGISTERED:
+        raise ValueError(f"environment {name!r} is registered already; choose another name")
+    _REGISTERED[name] = make_backend
+
+
+def variant(name: str, base: str, reward_fn=None, **params) -> str:
+    """Register `name` as `base` with backend parameters `params` (e.g. gymnax `EnvParams` fields:
+    `variant("Pendulum-v1-heavy", "Pendulum-v1", m=1.3)`) and, if given, its reward replaced by
+    `reward_fn(obs, action, next_obs) -> reward` (one unbatched transition, raw observations; the
+    action in the environment's own units). Returns `name`."""
+    check_name(base, field="base")
+
+    def make_backend(**overrides):
+        backend = _backend(base, {**params, **overrides})
+        if reward_fn is not None:
+            from purerl.envs.core import RewardBackend
+
+            backend = RewardBackend(backend, reward_fn)
+        backend.name = name
+        return backend
+
+    register(name, make_backend)
+    return name
+
+
 def check_name(name: str, field: str = "env") -> None:
     """Raise a ValueError naming `field` when `name` is not an environment purerl knows."""
-    if name not in available():
-        raise ValueError(f"{field}={name!r} is not a known environment; available: {', '.join(available())}")
+    if name not in available() and name not in _REGISTERED:
+        names = available() + sorted(_REGISTERED)
+        raise ValueError(f"{field}={name!r} is not a known environment; available: {', '.join(names)}")
 
 
 def make(name: str, **overrides):
@@ -53,6 +87,8 @@ def make(name: str, **overrides):
 
 
 def _backend(name: str, overrides: dict):
+    if name in _REGISTERED:
+        return _REGISTERED[name](**overrides)
     if name.startswith("brax/"):
         from purerl.envs.brax_backend import BraxBackend
 
@@ -68,5 +104,5 @@ def _backend(name: str, overrides: dict):
     return GymnaxBackend(name, **overrides)
 
 
-__all__ = ["make", "available", "check_name", "Environment", "EnvState", "TimeStep", "RunningMeanStd",
+__all__ = ["make", "available", "check_name", "register", "variant", "Environment", "EnvState", "TimeStep", "RunningMeanStd",
            "Box", "Discrete", "GYMNAX_ENVS", "BRAX_ENVS", "PROBES"]

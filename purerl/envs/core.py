@@ -58,6 +58,29 @@ class Backend(Protocol):
         ...
 
 
+class RewardBackend:
+    """`backend` with its reward replaced by `reward_fn(obs, action, next_obs)` (one transition,
+    unbatched; `next_obs` the true next observation, before any auto-reset). Terminations,
+    truncations and observations are the backend's own."""
+
+    def __init__(self, backend: Backend, reward_fn):
+        self.inner, self.reward_fn = backend, reward_fn
+        self.name = backend.name
+        self.observation_space = backend.observation_space
+        self.action_space = backend.action_space
+        self.max_episode_steps = backend.max_episode_steps
+
+    def reset(self, key):
+        state, obs = self.inner.reset(key)
+        return (state, obs), obs
+
+    def step(self, key, state, action):
+        inner_state, obs = state
+        inner_state, next_obs, _, terminated, truncated, final_obs = self.inner.step(key, inner_state, action)
+        reward = jnp.asarray(self.reward_fn(obs, action, final_obs), jnp.float32).reshape(())
+        return (inner_state, next_obs), next_obs, reward, terminated, truncated, final_obs
+
+
 @struct.dataclass
 class RunningMeanStd:
     """Running mean and variance over a stream of batches (Chan et al. parallel update)."""
