@@ -17,6 +17,12 @@ the compiled program, broadcast across seeds and never copied per seed or stored
 Their `Config` has `dataset` (a path the runner loads: `purerl train iql --dataset PATH`),
 `num_gradient_steps`, `steps_per_update`, and `env_steps_per_update = steps_per_update`: for
 an offline algorithm the runner's step axis counts gradient steps.
+
+Imitation algorithms (`DEMONSTRATIONS = True`: dagger, gail, airl, apprenticeship) take expert
+demonstrations (`purerl.experts.demonstrations`, `purerl collect --expert …`) the same way, as
+the third argument of `init`, `update` and `train` and `--dataset PATH` for the runner, but they
+act in the environment: their step axis counts environment steps, and the runner reports the
+normalized score 100·(R − R_random)/(R_expert − R_random) (the fraction of the expert's return).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ ALGORITHMS = {
     "awr": "purerl.algos.awr",
     "edac": "purerl.algos.edac",
     "td3_bc": "purerl.algos.td3_bc",
+    "dagger": "purerl.algos.dagger",
+    "gail": "purerl.algos.gail",
+    "airl": "purerl.algos.airl",
+    "apprenticeship": "purerl.algos.apprenticeship",
 }
 
 
