@@ -58,8 +58,11 @@ ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_criti
                   "ddpg": "Pendulum-v1", "td3": "Pendulum-v1",
                   # offline algorithms learn from `offline_dataset(env)`: random Pendulum-v1 transitions
                   "bc": "Pendulum-v1", "td3_bc": "Pendulum-v1", "cql": "Pendulum-v1", "iql": "Pendulum-v1",
-                  "awr": "Pendulum-v1", "edac": "Pendulum-v1"}
+                  "awr": "Pendulum-v1", "edac": "Pendulum-v1",
+                  # imitation algorithms learn from `demonstrations(env)`: the scripted expert's episodes
+                  "dagger": "Pendulum-v1"}
 OFFLINE_DATASET_SIZE = 100_000  # transitions of the offline algorithms' dataset (shared by all seeds)
+DEMONSTRATION_EPISODES = 4  # scripted-expert episodes of the imitation algorithms' demonstrations
 
 
 def _log(*args):
@@ -76,6 +79,9 @@ def few_updates(module, config, updates: int, **extra):
     config = dataclasses.replace(config, **changes)
     if getattr(module, "OFFLINE", False):  # counted in gradient steps
         config = dataclasses.replace(config, num_gradient_steps=updates * config.steps_per_update)
+        return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+    if "num_rounds" in fields:  # DAgger: an update is a round
+        config = dataclasses.replace(config, num_rounds=updates, **changes)
         return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
     total = updates * config.env_steps_per_update
     if "buffer_size" in fields:
@@ -99,6 +105,13 @@ def offline_dataset(env_name: str, size: int = OFFLINE_DATASET_SIZE):
                             {"env": env_name, "kind": "random"})
 
 
+def demonstrations(env_name: str, episodes: int = DEMONSTRATION_EPISODES):
+    """The scripted expert's episodes for the imitation algorithms' programs."""
+    from purerl import experts
+
+    return experts.demonstrations(env_name, "scripted", episodes, seed=0)
+
+
 def timed_run(algo: str, config, num_seeds: int, target: float | None = None, time_limit: float | None = None,
               trace_only: bool = False) -> dict:
     """Compile `init` and a block with the runner's `compile_program`, then run every block
@@ -113,7 +126,8 @@ def timed_run(algo: str, config, num_seeds: int, target: float | None = None, ti
     from purerl.evaluation import num_blocks
 
     module = algos.get(algo)
-    dataset = offline_dataset(config.env) if getattr(module, "OFFLINE", False) else None
+    dataset = (offline_dataset(config.env) if getattr(module, "OFFLINE", False) else
+               demonstrations(config.env) if getattr(module, "DEMONSTRATIONS", False) else None)
     data = () if dataset is None else (dataset.transitions,)
     if trace_only:  # the dry run's Brax mode: trace `train` once, compile nothing
         out = jax.eval_shape(jax.vmap(functools.partial(module.train, config), in_axes=(0,) + (None,) * len(data)),

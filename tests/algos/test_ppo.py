@@ -38,7 +38,7 @@ def test_clipped_surrogate_matches_hand_computation():
     targets = jnp.array([1.0, 0.0, -1.0])
     batch = ppo.Transition(obs=obs, action=actions, log_prob=log_prob_now - jnp.log(ratios), value=value,
                            reward=None, terminated=None, truncated=None, final_obs=None, episode_return=None,
-                           episode_length=None)
+                           episode_length=None, raw_obs=None, raw_final_obs=None)
     loss, aux = ppo.ppo_loss(params, network, config, batch, adv, targets)
     # min(ρA, clip(ρ)A): 1.5·1 → 1.2 (clipped); 0.5·1 → 0.5; 1.1·(−2) = −2.2 (inside the clip range)
     expected_policy = -np.mean([1.2, 0.5, -2.2])
@@ -60,7 +60,7 @@ def test_clipped_value_loss_takes_the_pessimistic_branch():
     target = jnp.array([v + 2.0])
     batch = ppo.Transition(obs=obs, action=jnp.array([0]), log_prob=jnp.log(jnp.array([0.5])), value=old_value,
                            reward=None, terminated=None, truncated=None, final_obs=None, episode_return=None,
-                           episode_length=None)
+                           episode_length=None, raw_obs=None, raw_final_obs=None)
     _, aux = ppo.ppo_loss(params, network, config, batch, jnp.zeros(1), target)
     # unclipped error 2, clipped error (v − 0.9) − (v + 2) = −2.9 → max of squares is 2.9²
     assert np.isclose(float(aux["loss/value"]), 0.5 * 2.9**2, rtol=1e-5)
