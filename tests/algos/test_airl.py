@@ -1,0 +1,190 @@
+"""AIRL: the discriminator's closed form, the shaped f with terminals and truncations, the loss
+on hand values, the exported reward g, config validation, a vmapped sweep (one program), and
+learning CartPole-v1 from 4 scripted-expert episodes."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purerl import buffers, envs, experts
+from purerl.algos import airl, gail, ppo
+from purerl.config import sweep_axes
+
+
+def _synthetic_cartpole(n: int = 64, seed: int = 0) -> buffers.Transition:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 4)).astype(np.float32)
+    terminated = np.zeros(n, bool)
+    terminated[n // 2 - 1] = True
+    return buffers.Transition(obs=jnp.asarray(obs), action=jnp.asarray(rng.integers(0, 2, n), jnp.int32),
+                              reward=jnp.ones(n), terminated=jnp.asarray(terminated),
+                              truncated=jnp.zeros(n, bool).at[-1].set(True), next_obs=jnp.asarray(np.roll(obs, -1, 0)))
+
+
+def _tiny(**overrides) -> airl.Config:
+    return airl.Config(**{"num_envs": 2, "num_steps": 16, "total_timesteps": 2 * 16 * 3, "num_minibatches": 2,
+                          "hidden_sizes": (8,), "disc_hidden_sizes": (8,), "disc_batch_size": 16, "disc_steps": 3,
+                          "eval_episodes": 1, "eval_every": 3, **overrides})
+
+
+# ----------------------------------------------------------------------------- math
+def test_discriminator_equals_its_closed_form():
+    """Eq. (2): σ(f − log π) = exp f / (exp f + π) for hand values of f and π."""
+    f = np.array([-2.0, 0.0, 0.5, 3.0])
+    pi = np.array([0.9, 0.5, 0.1, 0.01])
+    closed = np.exp(f) / (np.exp(f) + pi)
+    logit = airl.discriminator_logit(jnp.asarray(f, jnp.float32), jnp.log(jnp.asarray(pi, jnp.float32)))
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logit)), closed, rtol=1e-5)
+    # eq. (4): log D − log(1 − D) = f − log π
+    np.testing.assert_allclose(np.asarray(logit), np.log(closed) - np.log(1 - closed), rtol=1e-4)
+
+
+def test_shaped_reward_with_terminal_and_truncation():
+    """Eq. (1): f = g + γ (1 − terminal) h(s′) − h(s): a true terminal drops h(s′); a truncation
+    (terminated False) keeps it."""
+    g, h, h_next = jnp.array([1.0, 1.0]), jnp.array([0.5, 0.5]), jnp.array([2.0, 2.0])
+    f = airl.shaped_reward(g, h, h_next, jnp.array([False, True]), 0.9)
+    np.testing.assert_allclose(np.asarray(f), [1.0 + 0.9 * 2.0 - 0.5, 1.0 - 0.5], rtol=1e-6)
+
+
+def test_loss_on_hand_values_and_transition_f():
+    """The loss is GAIL's cross-entropy on logits f − log π; `transition_f` is eq. (1) of the
+    networks g and h on normalized observations."""
+    f_e, f_p = np.array([1.0, 2.0]), np.array([-1.0, 0.5])
+    lp_e, lp_p = np.log([0.5, 0.8]), np.log([0.6, 0.3])
+    d_e = np.exp(f_e) / (np.exp(f_e) + np.exp(lp_e))
+    d_p = np.exp(f_p) / (np.exp(f_p) + np.exp(lp_p))
+    expected = -np.mean(np.log(d_e)) - np.mean(np.log(1 - d_p))
+    loss = gail.discriminator_loss(airl.discriminator_logit(jnp.asarray(f_e), jnp.asarray(lp_e)),
+                                   airl.discriminator_logit(jnp.asarray(f_p), jnp.asarray(lp_p)))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+    config = _tiny(gamma=0.8)
+    demos = _synthetic_cartpole()
+    state = airl.init(config, jax.random.PRNGKey(0), demos)
+    env = airl.make_env("CartPole-v1")
+    network = airl.make_discriminator(config)
+    obs, nxt, term = demos.obs[:4], demos.next_obs[:4], jnp.array([False, True, False, True])
+    x = airl.features(env, obs, state.obs_mean, state.obs_std)
+    xn = airl.features(env, nxt, state.obs_mean, state.obs_std)
+    g = network.apply(state.disc_params, x, method=airl.RewardShaping.g)
+    h = network.apply(state.disc_params, x, method=airl.RewardShaping.h)
+    hn = network.apply(state.disc_params, xn, method=airl.RewardShaping.h)
+    f = airl.transition_f(config, state.disc_params, env, obs, demos.action[:4], nxt, term, state.obs_mean,
+                          state.obs_std)
+    np.testing.assert_allclose(np.asarray(f), np.asarray(g + 0.8 * (1 - term) * hn - h), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(x), (np.asarray(obs) - np.asarray(state.obs_mean)) / np.asarray(state.obs_std),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_policy_log_prob_is_ppos():
+    config = _tiny()
+    state = airl.init(config, jax.random.PRNGKey(0), _synthetic_cartpole())
+    obs = jnp.asarray(np.random.default_rng(1).normal(size=(5, 4)), jnp.float32)
+    action = jnp.array([0, 1, 1, 0, 1])
+    pc = airl.ppo_config(config)
+    dist, _ = ppo.make_network(pc, ppo.make_env(pc.env, pc.normalize_obs)).apply(state.policy.params, obs)
+    np.testing.assert_allclose(np.asarray(airl.policy_log_prob(config, state.policy, obs, action)),
+                               np.asarray(dist.log_prob(action)), rtol=1e-6)
+    assert np.all(np.asarray(airl.policy_log_prob(config, state.policy, obs, action)) <= 0)
+
+
+def test_update_trains_g_and_h_and_the_reward_is_eq_4():
+    config = _tiny(grad_penalty=1.0)
+    demos = _synthetic_cartpole()
+    state = airl.init(config, jax.random.PRNGKey(0), demos)
+    assert all(leaf.shape[:1] != (64,) for leaf in jax.tree.leaves(state))  # no per-seed copy of the demos
+    new, metrics = jax.jit(lambda s: airl.update(config, s, demos))(state)
+    for name in ("disc/loss", "reward/mean", "reward/f_mean", "loss/policy"):
+        assert np.isfinite(float(metrics[name])), name
+    for part in ("reward", "shaping"):
+        a, b = new.disc_params["params"][part], state.disc_params["params"][part]
+        assert sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))) > 0, part
+    assert int(new.update_step) == 1
+
+
+def test_exported_reward_is_g_and_trains_on_a_variant():
+    """`reward_function` is g(s) of the normalized observation; as a variant's reward it is what a
+    PPO agent on that variant receives."""
+    config = _tiny()
+    state = airl.init(config, jax.random.PRNGKey(0), _synthetic_cartpole())
+    reward_fn = airl.reward_function(config, state)
+    obs = jnp.array([0.1, -0.2, 0.03, 0.4])
+    x = airl.features(airl.make_env("CartPole-v1"), obs[None], state.obs_mean, state.obs_std)
+    g = airl.make_discriminator(config).apply(state.disc_params, x, method=airl.RewardShaping.g)[0]
+    np.testing.assert_allclose(float(reward_fn(obs, jnp.array(1), obs)), float(g), rtol=1e-6)
+    name = envs.variant("CartPole-v1-test-airl-reward", "CartPole-v1", reward_fn=reward_fn)
+    env = envs.make(name)
+    s, o = env.reset(jax.random.PRNGKey(0), 3)
+    _, ts = env.step(jax.random.PRNGKey(1), s, jnp.array([0, 1, 0]))
+    expected = jax.vmap(reward_fn)(s.raw_obs, jnp.array([0, 1, 0]), ts.raw_final_obs)
+    np.testing.assert_allclose(np.asarray(ts.reward), np.asarray(expected), rtol=1e-5)
+    ppo_config = ppo.Config(env=name, total_timesteps=64, num_envs=2, num_steps=32, num_minibatches=2,
+                            hidden_sizes=(8,), eval_every=1, eval_episodes=1)
+    _, metrics, _ = jax.jit(ppo.train, static_argnums=0)(ppo_config, jax.random.PRNGKey(0))
+    assert np.isfinite(np.asarray(metrics["loss/policy"])).all()
+
+
+# ----------------------------------------------------------------------------- program
+def test_vmapped_disc_learning_rate_and_gamma_sweep():
+    config = _tiny(total_timesteps=2 * 16 * 4, disc_steps=2, eval_every=2, eval_episodes=2,
+                   disc_learning_rate=jnp.array([1e-4, 1e-2]), gamma=jnp.array([0.9, 0.99]))
+    demos = _synthetic_cartpole()
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    by_seed = jax.vmap(airl.train, in_axes=(None, 0, None))
+    train = jax.jit(jax.vmap(by_seed, in_axes=(sweep_axes(config, "disc_learning_rate", "gamma"), None, None)))
+    state, metrics, returns = train(config, keys, demos)
+    assert returns.shape == (2, 2, 2, 2) and np.all(np.isfinite(np.asarray(returns)))
+    assert metrics["disc/loss"].shape == (2, 2, 4) and np.all(np.isfinite(np.asarray(metrics["disc/loss"])))
+    init = airl.init(config.replace(disc_learning_rate=1e-4, gamma=0.9), keys[0], demos)
+    moved = [sum(float(jnp.sum((a[i, 0] - b) ** 2)) for a, b in zip(jax.tree.leaves(state.disc_params),
+                                                                     jax.tree.leaves(init.disc_params)))
+             for i in (0, 1)]
+    assert 0 < moved[0] < moved[1]
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("field, value", [
+    ("env", "NoSuchEnv-v0"), ("num_envs", 0), ("disc_steps", 0), ("disc_batch_size", 0),
+    ("disc_hidden_sizes", (64, 0)), ("state_only", 1), ("activation", "gelu"), ("disc_learning_rate", 0.0),
+    ("grad_penalty", -1.0), ("ent_coef", -0.1), ("gamma", 1.5), ("learning_rate", float("nan")),
+])
+def test_config_rejects_bad_value(field, value):
+    with pytest.raises(ValueError, match=field):
+        airl.Config(**{field: value})
+
+
+def test_config_presets_and_contract():
+    with pytest.raises(ValueError, match="num_minibatches"):
+        airl.Config(num_envs=3, num_steps=5, num_minibatches=4)
+    config = airl.Config.for_env("Pendulum-v1")
+    assert config.gamma == 0.9 and config.normalize_obs and config.ent_coef == 0.0
+    assert isinstance(airl.ppo_config(config), ppo.Config)
+    assert airl.DEMONSTRATIONS is True and airl.Config().ent_coef == 0.0
+    with pytest.raises(ValueError, match="observations"):
+        airl.init(airl.Config(env="Pendulum-v1"), jax.random.PRNGKey(0), _synthetic_cartpole())
+    assert math.isclose(airl.Config().gamma, 0.99)
+
+
+# ----------------------------------------------------------------------------- learning
+@pytest.mark.learning
+def test_learns_cartpole_from_4_expert_episodes():
+    """CartPole-v1, 4 scripted-expert episodes (2,000 transitions), the default Config (200,704
+    steps per seed, 196 updates, state-only g), 4 seeds in one vmap: the final evaluation (8
+    deterministic episodes, true reward) as a fraction of the expert's, (R − R_random)/(R_expert −
+    R_random) with R_expert 500 and R_random 22.8, has mean ≥ 0.9 and every seed ≥ 0.8.
+    Measured (jax 0.9.2, AMD EPYC 2-core, 11–34 s per key set including the compile), final
+    fraction per seed, key sets split(PRNGKey(k), 4): k = 0 (this test's) 1.0, 1.0, 1.0, 0.966;
+    k = 1: 1.0 × 4; k = 2: 1.0, 1.0, 1.0, 0.988; k = 3: 1.0, 0.928, 0.983, 1.0."""
+    demos = experts.demonstrations("CartPole-v1", "scripted", episodes=4, seed=0)
+    config = airl.Config.for_env("CartPole-v1")
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    _, _, returns = jax.jit(jax.vmap(airl.train, in_axes=(None, 0, None)))(config, keys, demos.transitions)
+    final = np.asarray(returns[:, -1]).mean(-1)
+    expert, random = demos.info["expert_return"], demos.info["random_return"]
+    fraction = (final - random) / (expert - random)
+    print(f"AIRL on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert {fraction.mean():.3f}")
+    assert fraction.mean() >= 0.9 and fraction.min() >= 0.8, final
