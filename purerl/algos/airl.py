@@ -15,11 +15,14 @@ with GAIL's binary cross-entropy (`gail.discriminator_loss`, label 1 on expert t
 
 and the policy maximizes, by PPO (`ppo.rollout` / `ppo.learn`), the discounted sum of
 
-    (4) r̂(s, a, s′) = log D − log(1 − D) = f(s, a, s′) − log π(a|s)
+    (4) r̂(s, a, s′) = f(s, a, s′) − α log π(a|s)      (α = 1: log D − log(1 − D), Fu et al.'s)
 
-an entropy-regularized return (Fu et al.'s eq. in §5: at optimum f* = the advantage, g* the
-expert's reward up to a constant for a state-only g under deterministic dynamics). The −log π
-of (4) is the entropy term, so PPO's own entropy bonus is off by default (`ent_coef` 0).
+with α = 1 an entropy-regularized return (Fu et al.'s §5: at optimum f* is the advantage and g*
+the expert's reward up to a constant, for a state-only g under deterministic dynamics); the
+−log π of (4) is then the entropy term, and PPO's own entropy bonus is off by default (`ent_coef`
+0). `log_pi_coef` α < 1 weighs that entropy term down: the Pendulum preset uses α = 0 (the
+policy's reward is f, as in the `imitation` library's AIRL), since with α = 1 PPO's Gaussian
+policy there earns more by widening than by imitating (measured: below random returns).
 
 g depends on the state only (`state_only`, the disentangled reward of Fu et al.'s §5), which is
 what makes it transferable: `reward_function(config, state)` exports g as a
@@ -100,6 +103,7 @@ class Config:
     init_log_std: float = 0.0  # initial log σ of the Gaussian policy (continuous actions)
     disc_learning_rate: float = 3e-4  # the discriminator's Adam step size
     grad_penalty: float = 0.0  # GAIL's eq. (3) coefficient on the discriminator's input (0: off)
+    log_pi_coef: float = 1.0  # α of eq. (4): the weight of −log π in the policy's reward
 
     def __post_init__(self):
         envs.check_name(self.env)
@@ -127,6 +131,7 @@ class Config:
         check_range(self, "init_log_std", -10.0, 2.0)
         check_range(self, "disc_learning_rate", 0.0, low_inclusive=False)
         check_range(self, "grad_penalty", 0.0)
+        check_range(self, "log_pi_coef", 0.0)
 
     @property
     def env_steps_per_update(self) -> int:
@@ -143,10 +148,10 @@ class Config:
 
 
 # CartPole: the defaults (see tests/algos/test_airl.py for the levels). Pendulum: GAIL's Pendulum
-# preset (PPO's: γ 0.9, lr 1e-3, 10 epochs).
+# preset (PPO's γ 0.9, lr 1e-3, 10 epochs; gradient penalty 1) and α = 0.
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(),
-    "Pendulum-v1": dict(gail.PRESETS["Pendulum-v1"]),
+    "Pendulum-v1": dict(gail.PRESETS["Pendulum-v1"], log_pi_coef=0.0),  # with GAIL's gradient penalty
 }
 
 ppo_config = gail.ppo_config  # the inner PPO configuration: the PPO fields of `Config`
@@ -313,11 +318,11 @@ def update(config: Config, state: TrainState, demos: buffers.Transition) -> tupl
         disc_step, (state.disc_params, state.disc_opt_state), jax.random.split(disc_key, config.disc_steps))
     f = transition_f(config, disc_params, env, flat.raw_obs, flat.action, flat.raw_final_obs, flat.terminated,
                      state.obs_mean, state.obs_std)
-    reward = discriminator_logit(f, flat.log_prob).reshape(traj.reward.shape)  # eq. (4)
+    reward = (f - config.log_pi_coef * flat.log_prob).reshape(traj.reward.shape)  # eq. (4)
     params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng)
     metrics = {**jax.tree.map(jnp.mean, aux), **jax.tree.map(lambda x: x[-1], disc_aux),
                **ppo.episode_metrics(traj), "reward/mean": reward.mean(), "reward/f_mean": f.mean(),
-               "disc/policy_prob": jnp.mean(jax.nn.sigmoid(reward))}
+               "disc/policy_prob": jnp.mean(jax.nn.sigmoid(discriminator_logit(f, flat.log_prob)))}
     policy = ppo.TrainState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, rng=rng,
                             update_step=policy.update_step + 1)
     return state.replace(policy=policy, disc_params=disc_params, disc_opt_state=disc_opt_state), metrics

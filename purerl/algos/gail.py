@@ -151,12 +151,13 @@ class Config:
 
 
 # CartPole: the defaults (see tests/algos/test_gail.py for the levels). Pendulum: PPO's
-# Pendulum preset (RL Baselines3 Zoo's γ 0.9, lr 1e-3, 10 epochs, no entropy bonus).
+# Pendulum preset (RL Baselines3 Zoo's γ 0.9, lr 1e-3, 10 epochs, no entropy bonus) and the
+# gradient penalty, without which a seed in four collapsed (benchmarks/imitation.py measures it).
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(),
     "Pendulum-v1": dict(total_timesteps=409_600, num_envs=16, num_steps=128, update_epochs=10,
                         num_minibatches=16, gamma=0.9, learning_rate=1e-3, ent_coef=0.0, normalize_obs=True,
-                        clip_value_loss=False),
+                        clip_value_loss=False, grad_penalty=1.0),
 }
 
 

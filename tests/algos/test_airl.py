@@ -92,8 +92,11 @@ def test_policy_log_prob_is_ppos():
     assert np.all(np.asarray(airl.policy_log_prob(config, state.policy, obs, action)) <= 0)
 
 
-def test_update_trains_g_and_h_and_the_reward_is_eq_4():
-    config = _tiny(grad_penalty=1.0)
+@pytest.mark.parametrize("alpha", [1.0, 0.0])
+def test_update_trains_g_and_h_and_the_reward_is_eq_4(alpha):
+    """Eq. (4): the policy's reward is f − α log π; with α = 0 it is f itself, with α = 1 it
+    is larger than f (−log π > 0 for a discrete policy)."""
+    config = _tiny(grad_penalty=1.0, log_pi_coef=alpha)
     demos = _synthetic_cartpole()
     state = airl.init(config, jax.random.PRNGKey(0), demos)
     assert all(leaf.shape[:1] != (64,) for leaf in jax.tree.leaves(state))  # no per-seed copy of the demos
@@ -104,6 +107,10 @@ def test_update_trains_g_and_h_and_the_reward_is_eq_4():
         a, b = new.disc_params["params"][part], state.disc_params["params"][part]
         assert sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))) > 0, part
     assert int(new.update_step) == 1
+    if alpha == 0.0:
+        np.testing.assert_allclose(float(metrics["reward/mean"]), float(metrics["reward/f_mean"]), rtol=1e-5)
+    else:
+        assert float(metrics["reward/mean"]) > float(metrics["reward/f_mean"])
 
 
 def test_exported_reward_is_g_and_trains_on_a_variant():
@@ -150,7 +157,7 @@ def test_vmapped_disc_learning_rate_and_gamma_sweep():
 @pytest.mark.parametrize("field, value", [
     ("env", "NoSuchEnv-v0"), ("num_envs", 0), ("disc_steps", 0), ("disc_batch_size", 0),
     ("disc_hidden_sizes", (64, 0)), ("state_only", 1), ("activation", "gelu"), ("disc_learning_rate", 0.0),
-    ("grad_penalty", -1.0), ("ent_coef", -0.1), ("gamma", 1.5), ("learning_rate", float("nan")),
+    ("grad_penalty", -1.0), ("log_pi_coef", -1.0), ("ent_coef", -0.1), ("gamma", 1.5), ("learning_rate", float("nan")),
 ])
 def test_config_rejects_bad_value(field, value):
     with pytest.raises(ValueError, match=field):
@@ -162,6 +169,7 @@ def test_config_presets_and_contract():
         airl.Config(num_envs=3, num_steps=5, num_minibatches=4)
     config = airl.Config.for_env("Pendulum-v1")
     assert config.gamma == 0.9 and config.normalize_obs and config.ent_coef == 0.0
+    assert config.log_pi_coef == 0.0 and config.grad_penalty == 1.0 and airl.Config().log_pi_coef == 1.0
     assert isinstance(airl.ppo_config(config), ppo.Config)
     assert airl.DEMONSTRATIONS is True and airl.Config().ent_coef == 0.0
     with pytest.raises(ValueError, match="observations"):
