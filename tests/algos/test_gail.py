@@ -153,10 +153,11 @@ def test_config_cross_field_checks_presets_and_contract():
 def test_learns_cartpole_from_4_expert_episodes():
     """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (200,704 steps per
     seed, 196 updates, gradient penalty off), 4 seeds in one vmap: the mean over seeds of the final
-    evaluation (8 deterministic episodes, true reward) ≥ 90% of the expert's return (R_expert 500,
+    evaluation (8 deterministic episodes, true reward) ≥ 95% of the expert's return (R_expert 500,
     R_random 22.8). Measured (jax 0.9.2, AMD EPYC 2-core, about 21 s per key set including the
     compile), final return per seed: key set split(PRNGKey(0), 4) (this test's): 500, 500, 500, 500;
-    PRNGKey(1): 500, 500, 485.2, 500; PRNGKey(2): 500, 494.4, 500, 500 — 99.2–100% of the expert."""
+    PRNGKey(1): 500, 500, 485.2, 500; PRNGKey(2): 500, 494.4, 500, 500; PRNGKey(3): 479.1, 500, 494.6,
+    500 — 98.6–100% of the expert."""
     demos = experts.demonstrations("CartPole-v1", "scripted", episodes=4, seed=0)
     config = gail.Config.for_env("CartPole-v1")
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
