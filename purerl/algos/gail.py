@@ -62,7 +62,7 @@ from flax import struct
 
 from purerl import buffers, datasets, envs
 from purerl.algos import ppo
-from purerl.config import check_bool, check_choice, check_int, check_range, check_sizes, static
+from purerl.config import check_choice, check_int, check_range, check_sizes, static
 from purerl.evaluation import train_loop
 
 DEMONSTRATIONS = True
@@ -110,31 +110,16 @@ class Config:
 
     def __post_init__(self):
         envs.check_name(self.env)
-        for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
-                     "disc_steps", "disc_batch_size", "eval_every", "eval_episodes"):
+        for name in ("total_timesteps", "num_envs", "num_steps", "disc_steps", "disc_batch_size"):
             check_int(self, name)
-        check_sizes(self, "hidden_sizes")
         check_sizes(self, "disc_hidden_sizes")
-        check_choice(self, "activation", ("tanh", "relu"))
         check_choice(self, "reward", REWARDS)
-        for name in ("anneal_lr", "normalize_advantages", "clip_value_loss", "normalize_obs"):
-            check_bool(self, name)
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(f"Config.num_minibatches={self.num_minibatches} is invalid: must divide the batch "
-                             f"num_envs*num_steps={self.num_envs * self.num_steps}")
         if self.total_timesteps < self.num_envs * self.num_steps:
             raise ValueError(f"Config.total_timesteps={self.total_timesteps} is invalid: must be ≥ one rollout, "
                              f"num_envs*num_steps={self.num_envs * self.num_steps}")
-        check_range(self, "learning_rate", 0.0, low_inclusive=False)
-        check_range(self, "gamma", 0.0, 1.0)
-        check_range(self, "gae_lambda", 0.0, 1.0)
-        check_range(self, "clip_eps", 0.0, low_inclusive=False)
-        check_range(self, "vf_coef", 0.0)
-        check_range(self, "ent_coef", 0.0)
-        check_range(self, "max_grad_norm", 0.0, low_inclusive=False)
-        check_range(self, "init_log_std", -10.0, 2.0)
         check_range(self, "disc_learning_rate", 0.0, low_inclusive=False)
         check_range(self, "grad_penalty", 0.0)
+        ppo_config(self)  # PPO's fields, checked by ppo.Config itself
 
     @property
     def env_steps_per_update(self) -> int:
