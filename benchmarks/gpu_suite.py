@@ -60,7 +60,8 @@ ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_criti
                   "bc": "Pendulum-v1", "td3_bc": "Pendulum-v1", "cql": "Pendulum-v1", "iql": "Pendulum-v1",
                   "awr": "Pendulum-v1", "edac": "Pendulum-v1",
                   # imitation algorithms learn from `demonstrations(env)`: the scripted expert's episodes
-                  "dagger": "Pendulum-v1", "gail": "CartPole-v1", "airl": "Pendulum-v1"}
+                  "dagger": "Pendulum-v1", "gail": "CartPole-v1", "airl": "Pendulum-v1",
+                  "apprenticeship": "CartPole-v1"}
 OFFLINE_DATASET_SIZE = 100_000  # transitions of the offline algorithms' dataset (shared by all seeds)
 DEMONSTRATION_EPISODES = 4  # scripted-expert episodes of the imitation algorithms' demonstrations
 

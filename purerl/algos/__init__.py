@@ -18,7 +18,7 @@ Their `Config` has `dataset` (a path the runner loads: `purerl train iql --datas
 `num_gradient_steps`, `steps_per_update`, and `env_steps_per_update = steps_per_update`: for
 an offline algorithm the runner's step axis counts gradient steps.
 
-Imitation algorithms (`DEMONSTRATIONS = True`: dagger, gail, airl) take expert
+Imitation algorithms (`DEMONSTRATIONS = True`: dagger, gail, airl, apprenticeship) take expert
 demonstrations (`purerl.experts.demonstrations`, `purerl collect --expert …`) the same way, as
 the third argument of `init`, `update` and `train` and `--dataset PATH` for the runner, but they
 act in the environment: their step axis counts environment steps, and the runner reports the
@@ -48,6 +48,7 @@ ALGORITHMS = {
     "dagger": "purerl.algos.dagger",
     "gail": "purerl.algos.gail",
     "airl": "purerl.algos.airl",
+    "apprenticeship": "purerl.algos.apprenticeship",
 }
 
 
