@@ -31,7 +31,7 @@ solving each RL problem from scratch, which is far cheaper; PPO's learning rate 
 iterations. (d) A compiled program cannot stop early: training runs `num_updates` iterations, and
 the metrics report `margin` (t_i) and `converged` (t_i < `epsilon`) each iteration. ε = 15 by default:
 μ is estimated from a few episodes, and on CartPole-v1 (4 demonstration episodes, 4 μ episodes,
-32 RBFs, γ = 0.99, ‖μ‖ up to about 100) policies at the expert's return measured t_i = 4.4–9.6. (e) Evaluation
+32 RBFs, γ = 0.99, ‖μ‖ up to about 100) policies at the expert's return measured t_i = 4.4–7.8. (e) Evaluation
 runs the last policy π_i deterministically on the true reward (not the mixture of (5)).
 
 Features (`features`): observations are normalized with the demonstrations' mean and standard
