@@ -220,26 +220,9 @@ def policy_log_prob(config: Config, policy: ppo.TrainState, raw_obs: jax.Array, 
 
 
 # ----------------------------------------------------------------------------- state
-@struct.dataclass
-class TrainState:
-    policy: ppo.TrainState  # PPO's params, optimizer state, environments, rng and update count
-    disc_params: Any  # g and h
-    disc_opt_state: Any
-    obs_mean: jax.Array  # [*obs_shape] the demonstrations' observation mean (g's and h's input)
-    obs_std: jax.Array  # [*obs_shape] their standard deviation + 1e-3
-
-    @property
-    def params(self):
-        """The acting parameters (what `act` takes)."""
-        return self.policy.params
-
-    @property
-    def rng(self) -> jax.Array:
-        return self.policy.rng
-
-    @property
-    def update_step(self) -> jax.Array:
-        return self.policy.update_step
+# GAIL's: PPO's state, the discriminator's (here g and h) parameters and optimizer state, and the
+# demonstrations' observation statistics.
+TrainState = gail.TrainState
 
 
 # ----------------------------------------------------------------------------- init / update / train
@@ -314,16 +297,8 @@ def update(config: Config, state: TrainState, demos: buffers.Transition) -> tupl
     return state.replace(policy=policy, disc_params=disc_params, disc_opt_state=disc_opt_state), metrics
 
 
-def act(config: Config, params, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    """The policy's action for a batch of observations (normalized ones when `normalize_obs`);
-    `params` is `state.params`."""
-    return ppo.act(ppo_config(config), params, obs, key, deterministic)
-
-
-def evaluate(config: Config, state: TrainState) -> jax.Array:
-    """Returns (the environment's true reward) of `eval_episodes` deterministic-policy episodes,
-    [eval_episodes]."""
-    return ppo.evaluate(ppo_config(config), state.policy)
+act = gail.act  # the PPO policy's action (`params` is `state.params`)
+evaluate = gail.evaluate  # deterministic-policy episodes on the true reward, [eval_episodes]
 
 
 def train(config: Config, key: jax.Array, demos: buffers.Transition):
