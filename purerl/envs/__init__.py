@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from purerl.envs.names import BRAX_ENVS, GYMNAX_ENVS, PROBES, available
+from purerl.envs.names import BRAX_ENVS, GYMNAX_ENVS, POINT_ENVS, PROBES, available
 
 _WRAPPER_OPTIONS = ("normalize_obs", "rescale_actions", "obs_clip")
 # attribute → module that defines it, imported on first access (PEP 562)
@@ -17,7 +17,7 @@ _LAZY = {
     "Environment": "purerl.envs.core", "EnvState": "purerl.envs.core", "TimeStep": "purerl.envs.core",
     "RunningMeanStd": "purerl.envs.core", "Box": "purerl.envs.spaces", "Discrete": "purerl.envs.spaces",
     "BraxBackend": "purerl.envs.brax_backend", "GymnaxBackend": "purerl.envs.gymnax_backend",
-    "ProbeBackend": "purerl.envs.probes",
+    "ProbeBackend": "purerl.envs.probes", "PointMassBackend": "purerl.envs.pointmass",
 }
 
 
@@ -73,6 +73,7 @@ def make(name: str, **overrides):
     `overrides` are the wrapper options `normalize_obs` (default False),
     `rescale_actions` (default True: continuous agents act in [−1, 1]) and `obs_clip`,
     plus backend options: gymnax `EnvParams` fields (e.g. `max_steps_in_episode`);
+    for the point mass (`point/…`) `max_steps`, `dt`, `start`, `goal`, … (see `purerl.envs.pointmass`);
     for Brax `backend` ("mjx", "generalized", "positional", "spring"),
     `episode_length` (default 1000) and the environment's own keyword arguments.
     """
@@ -99,10 +100,15 @@ def _backend(name: str, overrides: dict):
         if overrides:
             raise ValueError(f"make({name!r}): probes take no options, got {sorted(overrides)}")
         return ProbeBackend(name[len("probe/"):])
+    if name.startswith("point/"):
+        from purerl.envs.pointmass import PointMassBackend
+
+        return PointMassBackend(name[len("point/"):], **overrides)
     from purerl.envs.gymnax_backend import GymnaxBackend
 
     return GymnaxBackend(name, **overrides)
 
 
 __all__ = ["make", "available", "check_name", "register", "variant", "Environment", "EnvState", "TimeStep", "RunningMeanStd",
-           "Box", "Discrete", "GYMNAX_ENVS", "BRAX_ENVS", "PROBES"]
+           "Box", "Discrete", "GYMNAX_ENVS", "BRAX_ENVS", "PROBES",
+           "POINT_ENVS"]

@@ -18,9 +18,11 @@ GYMNAX_CLASSES = {
 }
 GYMNAX_ENVS = tuple(GYMNAX_CLASSES)
 BRAX_ENVS = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "reacher", "inverted_pendulum")
+POINT_ENVS = ("open", "walls", "goal", "goal-walls")  # purerl.envs.pointmass
 PROBES = ("constant", "observation", "delayed", "action", "action-continuous", "observation-action", "time-limit")
 
 
 def available() -> list[str]:
     """Every name `purerl.envs.make` accepts."""
-    return list(GYMNAX_ENVS) + [f"brax/{n}" for n in BRAX_ENVS] + [f"probe/{p}" for p in PROBES]
+    return (list(GYMNAX_ENVS) + [f"brax/{n}" for n in BRAX_ENVS] + [f"probe/{p}" for p in PROBES]
+            + [f"point/{p}" for p in POINT_ENVS])
