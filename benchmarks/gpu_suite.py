@@ -61,7 +61,9 @@ ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_criti
                   "awr": "Pendulum-v1", "edac": "Pendulum-v1",
                   # imitation algorithms learn from `demonstrations(env)`: the scripted expert's episodes
                   "dagger": "Pendulum-v1", "gail": "CartPole-v1", "airl": "Pendulum-v1",
-                  "apprenticeship": "CartPole-v1"}
+                  "apprenticeship": "CartPole-v1",
+                  # skills and multi-task: the 2-D point mass
+                  "diayn": "point/open", "pcgrad": "point/goal"}
 OFFLINE_DATASET_SIZE = 100_000  # transitions of the offline algorithms' dataset (shared by all seeds)
 DEMONSTRATION_EPISODES = 4  # scripted-expert episodes of the imitation algorithms' demonstrations
 
@@ -74,21 +76,22 @@ def few_updates(module, config, updates: int, **extra):
     """`config` cut to `updates` updates (at least one), one evaluation of one episode at the end,
     learning from the first update where the algorithm has a `learning_starts`."""
     fields = {f.name for f in dataclasses.fields(config)}
+    episodes = {"eval_episodes" if "eval_episodes" in fields else "eval_episodes_per_task": 1}  # PCGrad: per task
     changes = {k: v for k, v in extra.items() if k in fields}
     if "learning_starts" in fields and "learning_starts" not in extra:
         changes["learning_starts"] = 0
     config = dataclasses.replace(config, **changes)
     if getattr(module, "OFFLINE", False):  # counted in gradient steps
         config = dataclasses.replace(config, num_gradient_steps=updates * config.steps_per_update)
-        return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+        return dataclasses.replace(config, eval_every=config.num_updates, **episodes)
     if "num_rounds" in fields:  # DAgger: an update is a round
         config = dataclasses.replace(config, num_rounds=updates, **changes)
-        return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+        return dataclasses.replace(config, eval_every=config.num_updates, **episodes)
     total = updates * config.env_steps_per_update
     if "buffer_size" in fields:
         changes["buffer_size"] = max(min(config.buffer_size, total), config.env_steps_per_update)
     config = dataclasses.replace(config, total_timesteps=total, **changes)
-    return dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=1)
+    return dataclasses.replace(config, eval_every=config.num_updates, **episodes)
 
 
 def offline_dataset(env_name: str, size: int = OFFLINE_DATASET_SIZE):

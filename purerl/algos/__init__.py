@@ -49,6 +49,8 @@ ALGORITHMS = {
     "gail": "purerl.algos.gail",
     "airl": "purerl.algos.airl",
     "apprenticeship": "purerl.algos.apprenticeship",
+    "diayn": "purerl.algos.diayn",
+    "pcgrad": "purerl.algos.pcgrad",
 }
 
 
