@@ -1,0 +1,192 @@
+"""Skills and multi-task: DIAYN on the point mass (discriminator accuracy while it learns, the
+skills' trajectories as a picture, downstream returns of a high-level policy over the skills
+against SAC from scratch), and PCGrad against summed gradients.
+
+    python benchmarks/skills.py                  # CPU: about 10 minutes on 2 cores
+    python benchmarks/skills.py --ant            # adds DIAYN's brax/ant preset (for an accelerator)
+
+Writes benchmarks/results/skills.json and the pictures skills_point_open.png,
+skills_point_walls.png and skills_accuracy.png beside it. Every number is over `--seeds` seeds
+(vmapped); returns are summarized by mean, IQM and its 95% stratified-bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import RESULTS_DIR, save  # noqa: E402
+
+
+def _summary(values) -> dict:
+    from purerl.report import summarize
+
+    return summarize(np.asarray(values, np.float64))
+
+
+def diayn_part(env_name: str, steps: int, seeds: int, picture: str) -> tuple[dict, object, object]:
+    """Pretrain DIAYN on `env_name`; return (row, the config, the seeds' states)."""
+    import jax
+
+    from purerl.algos import diayn
+    from purerl.envs.pointmass import render_trajectories
+
+    config = diayn.Config.for_env(env_name, total_timesteps=steps, learning_starts=500,
+                                  eval_every=max(steps // (8 * 16), 1))
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+
+    def run(key):
+        state, metrics, returns = diayn.train(config, key)
+        accuracy = diayn.discriminator_accuracy(config, state, jax.random.fold_in(key, 1))
+        rollout = diayn.rollout_skills(config, state, jax.random.fold_in(key, 2), config.num_skills)
+        return state, metrics["discriminator_accuracy"], returns, accuracy, rollout["positions"]
+
+    start = time.time()
+    states, train_accuracy, returns, accuracy, positions = jax.block_until_ready(jax.jit(jax.vmap(run))(keys))
+    seconds = time.time() - start
+    positions = np.asarray(positions)  # [seeds, T + 1, K, 2]
+    final = positions[:, -1]
+    distances = np.linalg.norm(final[:, :, None] - final[:, None], axis=-1)
+    distances[:, np.arange(config.num_skills), np.arange(config.num_skills)] = np.inf
+    from purerl.envs import make
+
+    backend = make(env_name).backend
+    render_trajectories(positions[0].transpose(1, 0, 2), os.path.join(RESULTS_DIR, picture), walls=backend.walls,
+                        labels=[f"z={k}" for k in range(config.num_skills)],
+                        title=f"DIAYN, {env_name}, {config.num_skills} skills, {steps:,} steps (seed 0)")
+    curve = np.nanmean(np.asarray(train_accuracy), axis=0)  # per update, over seeds
+    row = {"env": env_name, "num_skills": config.num_skills, "env_steps_per_seed": steps, "num_seeds": seeds,
+           "heldout_discriminator_accuracy": _summary(accuracy), "chance": 1 / config.num_skills,
+           "min_distance_between_final_positions": _summary(distances.min(axis=(1, 2))),
+           "final_skill_return": _summary(np.asarray(returns)[:, -1].mean(-1)),
+           "max_skill_return": float(make(env_name).max_episode_steps * np.log(config.num_skills)),
+           "train_accuracy_curve": {"env_steps": ((np.arange(curve.size) + 1) * config.env_steps_per_update).tolist(),
+                                    "accuracy": [None if np.isnan(a) else float(a) for a in curve]},
+           "picture": picture, "seconds_with_compile": seconds}
+    return row, config, states
+
+
+def downstream_part(config, states, budget: int, radius: float, skill_steps: int, seeds: int) -> dict:
+    """High-level PPO over each pretrained seed's skills vs SAC from scratch on the sparse goal task."""
+    import jax
+
+    from purerl import envs
+    from purerl.algos import diayn, ppo, sac
+
+    task = envs.variant(f"point/goal-r{radius}", "point/goal", goal_radius=radius)
+    keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+    hierarchical, single_skill = [], []
+    for s in range(jax.tree.leaves(states)[0].shape[0]):
+        state = jax.tree.map(lambda x: x[s], states)
+        single_skill.append(float(np.max(np.asarray(diayn.best_skill(config, state, task, jax.random.PRNGKey(3))[1]))))
+        name = diayn.register_skills(f"point/goal-r{radius}-skills{s}", config, state, task, skill_steps)
+        high = ppo.Config(env=name, total_timesteps=budget // skill_steps, num_envs=8, num_steps=16,
+                          num_minibatches=2, learning_rate=3e-3, eval_every=10_000, eval_episodes=16)
+        _, _, returns = jax.jit(jax.vmap(lambda k: ppo.train(high, k)))(keys)
+        hierarchical.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+    scratch = sac.Config(env=task, total_timesteps=budget, num_envs=4, steps_per_update=4, gradient_steps=4,
+                         learning_starts=500, batch_size=128, hidden_sizes=(64, 64), learning_rate=1e-3,
+                         eval_every=10_000, eval_episodes=16)
+    sac_returns = []
+    for s in range(jax.tree.leaves(states)[0].shape[0]):  # as many runs as the hierarchical agent's
+        keys_s = jax.random.split(jax.random.PRNGKey(10 + s), seeds)
+        _, _, returns = jax.jit(jax.vmap(lambda k: sac.train(scratch, k)))(keys_s)
+        sac_returns.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+    return {"task": f"point/goal, goal (0.7, 0.7), radius {radius}, sparse", "env_steps": budget,
+            "skill_steps": skill_steps, "hierarchical_ppo": _summary(hierarchical),
+            "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns),
+            "hierarchical_runs": hierarchical, "sac_runs": sac_returns}
+
+
+def pcgrad_part(seeds: int, key_sets: int) -> dict:
+    import jax
+
+    from purerl.algos import pcgrad
+
+    rows = {}
+    for surgery in pcgrad.SURGERIES:
+        config = pcgrad.Config.for_env("point/goal", surgery=surgery)
+        finals = []
+        for k in range(key_sets):
+            _, _, returns = jax.jit(jax.vmap(pcgrad.train, in_axes=(None, 0)))(
+                config, jax.random.split(jax.random.PRNGKey(100 + k), seeds))
+            per_task = np.asarray(pcgrad.task_returns(config, returns)).mean(-1)[:, -1]  # [seeds, tasks]
+            finals.append(per_task)
+        finals = np.concatenate(finals)
+        rows[surgery] = {"per_task_mean": finals.mean(0).tolist(), "sum_over_tasks": _summary(finals.sum(-1))}
+    config = pcgrad.Config.for_env("point/goal")
+    return {"goals": [list(g) for g in config.goals], "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
+            "num_runs": seeds * key_sets, **rows}
+
+
+def accuracy_plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for row in rows:
+        curve = row["train_accuracy_curve"]
+        ax.plot(curve["env_steps"], [np.nan if a is None else a for a in curve["accuracy"]], label=row["env"])
+    ax.axhline(rows[0]["chance"], color="0.5", ls="--", lw=1, label="chance (1/K)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("discriminator accuracy (training batches)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8_000, help="DIAYN pretraining steps on point/open")
+    parser.add_argument("--walls-steps", type=int, default=16_000)
+    parser.add_argument("--budget", type=int, default=10_000, help="downstream environment steps")
+    parser.add_argument("--pcgrad-key-sets", type=int, default=2)
+    parser.add_argument("--ant", action="store_true", help="also run DIAYN's brax/ant preset (accelerator)")
+    parser.add_argument("--out", default="skills")
+    args = parser.parse_args(argv)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+
+    open_row, config, states = diayn_part("point/open", args.steps, args.seeds, "skills_point_open.png")
+    walls_row, _, _ = diayn_part("point/walls", args.walls_steps, args.seeds, "skills_point_walls.png")
+    accuracy_plot([open_row, walls_row], os.path.join(RESULTS_DIR, "skills_accuracy.png"))
+    downstream = [downstream_part(config, states, args.budget, radius, 5, args.seeds) for radius in (0.3, 0.2)]
+    payload = {"command": "python benchmarks/skills.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "diayn": [open_row, walls_row], "downstream": downstream,
+               "pcgrad": pcgrad_part(args.seeds, args.pcgrad_key_sets)}
+    if args.ant:
+        from benchmarks.common import learning_run
+        from purerl.algos import diayn
+
+        payload["diayn_brax_ant"] = learning_run("diayn", diayn.Config.for_env("brax/ant"), args.seeds)
+
+    for row in payload["diayn"]:
+        a, d = row["heldout_discriminator_accuracy"], row["min_distance_between_final_positions"]
+        print(f"DIAYN {row['env']:<12} K={row['num_skills']} {row['env_steps_per_seed']:>6} steps: held-out accuracy "
+              f"{a['mean']:.3f} (min {a['min']:.3f}, chance {row['chance']:.3f}); closest final positions "
+              f"{d['mean']:.2f} (min {d['min']:.2f}); skill return {row['final_skill_return']['mean']:.1f} "
+              f"of {row['max_skill_return']:.1f}")
+    for row in downstream:
+        h, s = row["hierarchical_ppo"], row["sac_from_scratch"]
+        print(f"{row['task']}, {row['env_steps']:,} steps: hierarchical PPO over skills {h['mean']:.1f} "
+              f"(IQM {h['iqm']:.1f} [{h['iqm_ci95'][0]:.1f}, {h['iqm_ci95'][1]:.1f}]), SAC from scratch "
+              f"{s['mean']:.1f} (IQM {s['iqm']:.1f} [{s['iqm_ci95'][0]:.1f}, {s['iqm_ci95'][1]:.1f}])")
+    for surgery in ("pcgrad", "sum"):
+        r = payload["pcgrad"][surgery]
+        t = r["sum_over_tasks"]
+        print(f"PCGrad benchmark, surgery={surgery:<6}: per-task {np.round(r['per_task_mean'], 2).tolist()}, "
+              f"sum over tasks {t['mean']:.2f} (IQM {t['iqm']:.2f} [{t['iqm_ci95'][0]:.2f}, {t['iqm_ci95'][1]:.2f}])")
+    save(args.out, payload)
+
+
+if __name__ == "__main__":
+    main()
