@@ -103,7 +103,8 @@ class Config:
                              f"a skill in 0 … num_skills − 1 = {self.num_skills - 1}")
         check_range(self, "disc_learning_rate", 0.0, low_inclusive=False)
         sac_cfg = sac_config(self)  # SAC's own checks: env, sizes, learning rate, γ, τ, α
-        if isinstance(make_env(self.env).action_space, envs.Discrete):
+        # Brax environments are all continuous: do not build one (seconds on CPU) to check it
+        if not self.env.startswith("brax/") and isinstance(make_env(self.env).action_space, envs.Discrete):
             raise ValueError(f"Config.env={self.env!r} is invalid: DIAYN here needs continuous actions "
                              "(the point mass, Pendulum-v1, MountainCarContinuous-v0, Brax)")
         del sac_cfg
