@@ -51,6 +51,7 @@ ALGORITHMS = {
     "apprenticeship": "purerl.algos.apprenticeship",
     "diayn": "purerl.algos.diayn",
     "pcgrad": "purerl.algos.pcgrad",
+    "ase": "purerl.algos.ase",
 }
 
 
