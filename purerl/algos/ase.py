@@ -12,7 +12,7 @@ A low-level policy π(a|s, z) is conditioned on a latent z on the unit hypersphe
     (3) r = w_style · r_D + w_encoder · r_E
 
 The discriminator d_ψ learns reference transitions (label 1) against the policy's (label 0)
-by binary cross-entropy with a gradient penalty on the reference inputs' interpolates (GAIL's
+by binary cross-entropy with a gradient penalty on interpolates of reference and policy inputs (GAIL's
 `discriminator_loss` + `gradient_penalty`, eq. 2–3 of `gail.py`); the encoder maximizes the
 vMF log-likelihood of the z that produced each transition, i.e. minimizes
 
