@@ -351,7 +351,7 @@ def act(config: Config, params, obs: jax.Array, key: jax.Array, deterministic: b
 def latent_rollout(config: Config, state: TrainState, key: jax.Array, num_episodes: int | None = None,
                    deterministic: bool = True) -> dict:
     """Fresh episodes of the low-level policy in the latent environment: the encoder's cosine
-    μ_q(s, s′)ᵀ z [T, N] and the discriminator's D(s, s′) [T, N] on every transition."""
+    μ_q(s, s′)ᵀ z [T, N], the discriminator's logit d(s, s′) and D = σ(d) [T, N] on every transition."""
     env = ppo.make_env(latent_env(config), False)
     disc, encoder = make_discriminator(config), make_encoder(config)
     n = num_episodes or config.eval_episodes
@@ -367,10 +367,12 @@ def latent_rollout(config: Config, state: TrainState, key: jax.Array, num_episod
         s_next, z = _split(config, ts.final_obs)
         x = transition_features(s, s_next, state.feature_mean, state.feature_std)
         cosine = jnp.sum(encoder_mean(encoder.apply(state.encoder_params, x)) * z, axis=-1)
-        return (env_state, ts.obs), (cosine, jax.nn.sigmoid(disc.apply(state.disc_params, x)[:, 0]), s_next)
+        return (env_state, ts.obs), (cosine, disc.apply(state.disc_params, x)[:, 0], s_next)
 
-    _, (cosine, style, positions) = jax.lax.scan(step, (env_state, obs), jax.random.split(run_key, env.max_episode_steps))
-    return {"cosine": cosine, "style_prob": style, "positions": positions}
+    _, (cosine, style_logit, positions) = jax.lax.scan(step, (env_state, obs),
+                                                       jax.random.split(run_key, env.max_episode_steps))
+    return {"cosine": cosine, "style_logit": style_logit, "style_prob": jax.nn.sigmoid(style_logit),
+            "positions": positions}
 
 
 def evaluate(config: Config, state: TrainState) -> jax.Array:
@@ -378,8 +380,8 @@ def evaluate(config: Config, state: TrainState) -> jax.Array:
     (`eval_episodes`): the low-level objective (the environment's own reward is not used)."""
     key = jax.random.fold_in(state.rng, 0x5EED)
     out = latent_rollout(config, state, key)
-    logit = jnp.log(out["style_prob"] + 1e-6) - jnp.log1p(-out["style_prob"] + 1e-6)
-    reward = config.style_weight * jax.nn.softplus(logit) + config.encoder_weight * config.kappa * out["cosine"]
+    reward = (config.style_weight * jax.nn.softplus(out["style_logit"])
+              + config.encoder_weight * config.kappa * out["cosine"])
     return reward.sum(0)
 
 
@@ -391,44 +393,21 @@ def train(config: Config, key: jax.Array):
 
 
 # ----------------------------------------------------------------------------- high level
-class HighLevelBackend:
-    """A backend whose action a ∈ [−1, 1]^d is a latent z = a/‖a‖ that the frozen low-level
-    policy follows (deterministically) in `task` for `latent_steps` steps, or until the episode
-    ends; the reward is the task's, summed."""
+def high_level_backend(config: Config, policy_params, task: str, name: str,
+                       latent_steps: int | None = None) -> envs.MacroBackend:
+    """A backend whose action a ∈ [−1, 1]^d is a latent z = a/‖a‖ that the frozen low-level policy
+    follows (deterministically) in `task` for `latent_steps` steps (default the config's), or until
+    the episode ends, the task's rewards summed (`envs.MacroBackend`)."""
+    low = ppo.make_env(config.env, False)  # the low-level's action scale (rescaled to [−1, 1])
+    policy_params = jax.tree.map(np.asarray, policy_params)
 
-    def __init__(self, config: Config, policy_params, task: str, name: str, latent_steps: int | None = None):
-        self.config, self.name = config, name
-        self.policy_params = jax.tree.map(np.asarray, policy_params)
-        self.task = envs.make(task).backend
-        self.observation_space = self.task.observation_space
-        self.action_space = envs.Box.make(-1.0, 1.0, (config.latent_dim,))
-        self.steps = int(latent_steps or config.latent_steps)
-        self.max_episode_steps = -(-self.task.max_episode_steps // self.steps)
-
-    def reset(self, key):
-        state, obs = self.task.reset(key)
-        return (state, obs), obs
-
-    def step(self, key, state, action):
-        low = ppo.make_env(self.config.env, False)  # the low-level's action scale (rescaled to [−1, 1])
+    def controller(obs, action, key):
         z = action / jnp.sqrt(jnp.sum(action**2) + 1e-8)
+        a = act(config, policy_params, jnp.concatenate([obs.reshape(-1), z])[None], key)[0]
+        return low._to_native(a)
 
-        def inner(carry, step_key):
-            state, obs, done, total, terminated, truncated, final_obs = carry
-            x = jnp.concatenate([jnp.asarray(obs, jnp.float32).reshape(-1), z])[None]
-            a = act(self.config, self.policy_params, x, step_key)[0]
-            new_state, new_obs, reward, term, trunc, fin = self.task.step(step_key, state, low._to_native(a))
-            keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(done, o, n), old, new)  # noqa: E731
-            return (keep(state, new_state), keep(obs, new_obs), done | term | trunc,
-                    total + jnp.where(done, 0.0, reward), terminated | (~done & term),
-                    truncated | (~done & trunc), keep(final_obs, fin)), None
-
-        inner_state, obs = state
-        false = jnp.asarray(False)
-        carry = (inner_state, obs, false, jnp.zeros(()), false, false, obs)
-        (inner_state, obs, _, total, terminated, truncated, final_obs), _ = jax.lax.scan(
-            inner, carry, jax.random.split(key, self.steps))
-        return (inner_state, obs), obs, total, terminated, truncated, final_obs
+    return envs.MacroBackend(envs.make(task).backend, envs.Box.make(-1.0, 1.0, (config.latent_dim,)), controller,
+                             latent_steps or config.latent_steps, name)
 
 
 def register_latents(name: str, config: Config, state: TrainState, task: str, latent_steps: int | None = None) -> str:
@@ -436,5 +415,5 @@ def register_latents(name: str, config: Config, state: TrainState, task: str, la
     unbatched), a latent held for `latent_steps` steps (default the config's), for a high-level
     learner's `Config(env=name)`. Returns `name`."""
     params = jax.device_get(state.policy.params)
-    envs.register(name, lambda **_: HighLevelBackend(config, params, task, name, latent_steps))
+    envs.register(name, lambda **_: high_level_backend(config, params, task, name, latent_steps))
     return name

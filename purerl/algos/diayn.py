@@ -378,55 +378,29 @@ def train(config: Config, key: jax.Array):
 
 
 # ----------------------------------------------------------------------------- downstream
-class SkillBackend:
+def skill_backend(config: Config, actor_params, task: str, skill_steps: int, name: str) -> envs.MacroBackend:
     """A backend whose K discrete actions are the frozen skills: action z runs π(·|s, z)
-    (deterministically) in `task` for `skill_steps` steps, or until the episode ends; the reward
-    is the sum of the task's rewards on the way. The high-level MDP of the paper's hierarchical
-    use (§4.2.2): a purerl discrete learner trains the policy that picks a skill."""
+    (deterministically) in `task` for `skill_steps` steps, or until the episode ends, the task's
+    rewards summed (`envs.MacroBackend`). The high-level MDP of the paper's hierarchical use
+    (§4.2.2): a purerl discrete learner trains the policy that picks a skill."""
+    networks, _ = make_networks(config)
+    env = make_env(config.env)  # maps the skills' actions in [−1, 1] to the environment's units
+    actor_params = jax.tree.map(np.asarray, actor_params)
 
-    def __init__(self, config: Config, actor_params, task: str, skill_steps: int, name: str):
-        from purerl.envs.spaces import Discrete
+    def controller(obs, skill, key):
+        a = sac.sample_action(networks, actor_params, with_skill(obs, skill, config.num_skills), key, True)
+        return env._to_native(a)
 
-        self.config, self.skill_steps, self.name = config, int(skill_steps), name
-        self.actor_params = jax.tree.map(np.asarray, actor_params)
-        self.task = envs.make(task).backend
-        self.observation_space = self.task.observation_space
-        self.action_space = Discrete(config.num_skills)
-        self.max_episode_steps = -(-self.task.max_episode_steps // self.skill_steps)
-
-    def reset(self, key):
-        state, obs = self.task.reset(key)
-        return (state, obs), obs
-
-    def step(self, key, state, action):
-        networks, _ = make_networks(self.config)
-        env = make_env(self.config.env)  # maps the skills' actions in [−1, 1] to the environment's units
-
-        def inner(carry, step_key):
-            state, obs, done, total, terminated, truncated, final_obs = carry
-            x = with_skill(obs.astype(jnp.float32), action, self.config.num_skills)
-            a = sac.sample_action(networks, self.actor_params, x, step_key, deterministic=True)
-            new_state, new_obs, reward, term, trunc, fin = self.task.step(step_key, state, env._to_native(a))
-            keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(done, o, n), old, new)  # noqa: E731
-            carry = (keep(state, new_state), keep(obs, new_obs), done | term | trunc,
-                     total + jnp.where(done, 0.0, reward), terminated | (~done & term),
-                     truncated | (~done & trunc), keep(final_obs, fin))
-            return carry, None
-
-        inner_state, obs = state
-        false = jnp.asarray(False)
-        carry = (inner_state, obs, false, jnp.zeros(()), false, false, obs)
-        (inner_state, obs, _, total, terminated, truncated, final_obs), _ = jax.lax.scan(
-            inner, carry, jax.random.split(key, self.skill_steps))
-        return (inner_state, obs), obs, total, terminated, truncated, final_obs
+    return envs.MacroBackend(envs.make(task).backend, envs.Discrete(config.num_skills), controller, skill_steps,
+                             name)
 
 
 def register_skills(name: str, config: Config, state: TrainState, task: str, skill_steps: int) -> str:
-    """Register `name` as the hierarchical environment of `SkillBackend` over the skills of
+    """Register `name` as the hierarchical environment of `skill_backend` over the skills of
     `state` (one seed's, unbatched) in the task `task`; returns `name`, for any algorithm's
     `Config(env=name)` (e.g. `ppo.Config(env=name)`)."""
     actor_params = jax.device_get(state.agent.actor_params)
-    envs.register(name, lambda **_: SkillBackend(config, actor_params, task, skill_steps, name))
+    envs.register(name, lambda **_: skill_backend(config, actor_params, task, skill_steps, name))
     return name
 
 

@@ -15,7 +15,7 @@ _WRAPPER_OPTIONS = ("normalize_obs", "rescale_actions", "obs_clip")
 # attribute → module that defines it, imported on first access (PEP 562)
 _LAZY = {
     "Environment": "purerl.envs.core", "EnvState": "purerl.envs.core", "TimeStep": "purerl.envs.core",
-    "RunningMeanStd": "purerl.envs.core", "Box": "purerl.envs.spaces", "Discrete": "purerl.envs.spaces",
+    "RunningMeanStd": "purerl.envs.core", "MacroBackend": "purerl.envs.core", "Box": "purerl.envs.spaces", "Discrete": "purerl.envs.spaces",
     "BraxBackend": "purerl.envs.brax_backend", "GymnaxBackend": "purerl.envs.gymnax_backend",
     "ProbeBackend": "purerl.envs.probes", "PointMassBackend": "purerl.envs.pointmass",
 }
@@ -109,6 +109,6 @@ def _backend(name: str, overrides: dict):
     return GymnaxBackend(name, **overrides)
 
 
-__all__ = ["make", "available", "check_name", "register", "variant", "Environment", "EnvState", "TimeStep", "RunningMeanStd",
+__all__ = ["make", "available", "check_name", "register", "variant", "Environment", "EnvState", "TimeStep", "RunningMeanStd", "MacroBackend",
            "Box", "Discrete", "GYMNAX_ENVS", "BRAX_ENVS", "PROBES",
            "POINT_ENVS"]

@@ -81,6 +81,41 @@ class RewardBackend:
         return (inner_state, next_obs), next_obs, reward, terminated, truncated, final_obs
 
 
+class MacroBackend:
+    """A high-level MDP over a frozen low-level controller: one action `m` of `action_space` runs
+    `controller(obs, m, key) -> action` (one unbatched step, in `task`'s units) in `task` for
+    `steps` steps, or until the episode ends; the reward is the sum of `task`'s rewards on the way.
+    Terminated/truncated are those of the task's step that ended the episode. (DIAYN's skills,
+    ASE's latents: a purerl learner then trains the policy that picks `m`.)"""
+
+    def __init__(self, task: Backend, action_space, controller, steps: int, name: str):
+        self.task, self.controller, self.steps, self.name = task, controller, int(steps), name
+        self.observation_space = task.observation_space
+        self.action_space = action_space
+        self.max_episode_steps = -(-task.max_episode_steps // self.steps)
+
+    def reset(self, key):
+        state, obs = self.task.reset(key)
+        return (state, obs), obs
+
+    def step(self, key, state, macro_action):
+        def inner(carry, step_key):
+            state, obs, done, total, terminated, truncated, final_obs = carry
+            action = self.controller(jnp.asarray(obs, jnp.float32), macro_action, step_key)
+            new_state, new_obs, reward, term, trunc, fin = self.task.step(step_key, state, action)
+            keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(done, o, n), old, new)  # noqa: E731
+            return (keep(state, new_state), keep(obs, new_obs), done | term | trunc,
+                    total + jnp.where(done, 0.0, reward), terminated | (~done & term),
+                    truncated | (~done & trunc), keep(final_obs, fin)), None
+
+        inner_state, obs = state
+        false = jnp.asarray(False)
+        carry = (inner_state, obs, false, jnp.zeros(()), false, false, obs)
+        (inner_state, obs, _, total, terminated, truncated, final_obs), _ = jax.lax.scan(
+            inner, carry, jax.random.split(key, self.steps))
+        return (inner_state, obs), obs, total, terminated, truncated, final_obs
+
+
 @struct.dataclass
 class RunningMeanStd:
     """Running mean and variance over a stream of batches (Chan et al. parallel update)."""

@@ -82,7 +82,6 @@ def test_high_level_environment_follows_a_latent_for_latent_steps():
     high = envs.make(name)
     assert high.action_space.shape == (2,) and high.max_episode_steps == 10  # ⌈50 / 5⌉
     hstate, obs = high.reset(jax.random.PRNGKey(3), 1)
-    low = envs.make(ase.latent_env(config))
     z = jnp.array([[0.6, 0.8]])
     position = obs[0]
     for t in range(5):  # by hand: the low-level policy on [s, z], deterministic
@@ -90,7 +89,6 @@ def test_high_level_environment_follows_a_latent_for_latent_steps():
         position = jnp.clip(position + 0.1 * jnp.clip(a[0], -1, 1), -1.0, 1.0)
     hstate, ts = high.step(jax.random.PRNGKey(4), hstate, 0.5 * z)  # an action is normalized to the sphere
     np.testing.assert_allclose(ts.obs[0], position, atol=1e-5)
-    del low
 
 
 # ----------------------------------------------------------------------------- config and program

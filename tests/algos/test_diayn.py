@@ -140,11 +140,6 @@ def test_finetune_starts_from_the_pretrained_actor():
     assert int(state.update_step) == 1
 
 
-def test_brax_ant_preset_is_the_papers():
-    config = diayn.Config.for_env("brax/ant")
-    assert config.num_skills == 50 and config.hidden_sizes == (300, 300) and config.alpha == 0.1
-
-
 # ----------------------------------------------------------------------------- learning
 # Measured (3 seeds, keys 0…2; 2-core AMD EPYC): see the numbers in each test.
 PRETRAIN = diayn.Config(total_timesteps=8_000, learning_starts=500, eval_every=10_000)  # K = 8 skills
