@@ -63,7 +63,10 @@ ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_criti
                   "dagger": "Pendulum-v1", "gail": "CartPole-v1", "airl": "Pendulum-v1",
                   "apprenticeship": "CartPole-v1",
                   # skills and multi-task: the 2-D point mass
-                  "diayn": "point/open", "pcgrad": "point/goal", "ase": "point/open"}
+                  "diayn": "point/open", "pcgrad": "point/goal", "ase": "point/open",
+                  # planning and model-based
+                  "bandits": "BernoulliBandit-misc", "alphazero": "CartPole-v1", "muzero": "CartPole-v1",
+                  "gps": "Pendulum-v1"}
 OFFLINE_DATASET_SIZE = 100_000  # transitions of the offline algorithms' dataset (shared by all seeds)
 DEMONSTRATION_EPISODES = 4  # scripted-expert episodes of the imitation algorithms' demonstrations
 

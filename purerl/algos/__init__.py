@@ -52,6 +52,10 @@ ALGORITHMS = {
     "diayn": "purerl.algos.diayn",
     "pcgrad": "purerl.algos.pcgrad",
     "ase": "purerl.algos.ase",
+    "bandits": "purerl.algos.bandits",
+    "alphazero": "purerl.algos.alphazero",
+    "muzero": "purerl.algos.muzero",
+    "gps": "purerl.algos.gps",
 }
 
 
