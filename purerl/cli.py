@@ -2,6 +2,7 @@
 
     purerl train ppo --env CartPole-v1 --num-seeds 16 --total-timesteps 500000
     purerl train ppo --resume runs/<run-name>
+    purerl sweep ppo --env CartPole-v1 --learning-rate 1e-4,3e-4,1e-3 --gamma 0.98,0.99 --num-seeds 16
     purerl collect --run runs/<run> --kind expert --steps 100000 --out data/pendulum-expert
     purerl collect --kind expert --expert scripted --env Pendulum-v1 --episodes 4 --out demos/pendulum-4
     purerl train iql --dataset data/pendulum-expert --num-seeds 10
@@ -21,6 +22,7 @@ from typing import Annotated
 
 USAGE = """usage: purerl train ALGORITHM [--flags]   train (see `purerl train ALGORITHM --help`)
        purerl train ALGORITHM --resume RUN_DIR  continue an interrupted run
+       purerl sweep ALGORITHM --FIELD v1,v2,… [--flags]   a grid of hyperparameters × seeds (one program)
        purerl collect --kind KIND --run RUN_DIR --steps N --out PATH   an offline dataset (see --help)
        purerl collect --kind expert --expert scripted --env ENV --episodes N --out PATH   demonstrations
        purerl list                               algorithms and environments"""
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print("algorithms:", ", ".join(sorted(algos.ALGORITHMS)))
         print("environments:", ", ".join(envs.available()))
         return 0
-    if command != "train" or not rest or rest[0].startswith("-"):
+    if command not in ("train", "sweep") or not rest or rest[0].startswith("-"):
         print(USAGE, file=sys.stderr)
         return 2
     algo, flags = rest[0], rest[1:]
@@ -61,10 +63,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from purerl import run
 
+    if command == "sweep":
+        return _sweep(algo, module, flags)
     if _flag_value(flags, "--resume"):
         return _resume(algo, flags)
+    try:
+        config, options = _parse_train(algo, module, flags, f"purerl train {algo}")
+    except ValueError as error:  # a Config or RunOptions field failed validation
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        run.train(algo, config, options)
+    except ValueError as error:  # run directory taken, out of memory, …: no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def _parse_train(algo: str, module, flags: list[str], prog: str):
+    """(Config, RunOptions) from `purerl train ALGORITHM` flags (tyro); ValueError on a bad value."""
     import tyro
+
+    from purerl import run
 
     env = _flag_value(flags, "--env")
     takes_dataset = getattr(module, "OFFLINE", False) or getattr(module, "DEMONSTRATIONS", False)
@@ -72,25 +92,41 @@ def main(argv: list[str] | None = None) -> int:
         from purerl import datasets
 
         env = datasets.read_info(_flag_value(flags, "--dataset")).get("env")
-    try:
-        default = module.Config.for_env(env) if env else module.Config()
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    default = module.Config.for_env(env) if env else module.Config()
 
     def command_line(config: Annotated[module.Config, tyro.conf.arg(name="")] = default,
                      options: Annotated[run.RunOptions, tyro.conf.arg(name="")] = run.RunOptions()):
         return config, options
 
+    return tyro.cli(command_line, args=flags, prog=prog, description=(module.__doc__ or "").split("\n\n")[0])
+
+
+def _sweep(algo: str, module, flags: list[str]) -> int:
+    """`purerl sweep ALGORITHM --FIELD v1,v2,… [train flags]` (or `--resume SWEEP_DIR`)."""
+    from purerl import sweep
+
     try:
-        config, options = tyro.cli(command_line, args=flags, prog=f"purerl train {algo}",
-                                   description=(module.__doc__ or "").split("\n\n")[0])
-    except ValueError as error:  # a Config or RunOptions field failed validation
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        run.train(algo, config, options)
-    except ValueError as error:  # run directory taken, out of memory, …: no traceback
+        if _flag_value(flags, "--resume"):
+            extra = [f.partition("=")[0] for f in flags if f.startswith("--")
+                     and f.partition("=")[0] not in ("--resume", "--stop-after", "--no-progress")]
+            if extra:
+                raise ValueError(f"--resume continues a sweep with its saved grid, config and options; it cannot "
+                                 f"honour {', '.join(extra)} (allowed: --stop-after, --no-progress)")
+            stop = _flag_value(flags, "--stop-after")
+            sweep.resume(_flag_value(flags, "--resume"), stop_after=int(stop) if stop else None,
+                         progress="--no-progress" not in flags)
+            return 0
+        rest, floats, statics = sweep.split_flags(module, flags)
+        for field, values in statics.items():  # tyro parses and checks one value of each static field
+            rest += [f"--{field.replace('_', '-')}", str(values[0])]
+        if "-h" in rest or "--help" in rest:
+            print(sweep.__doc__.split("\n\n")[0] + "\n\nEvery `purerl train` flag is accepted; give a Config "
+                  "field several values with commas.\n" + "\n".join(
+                      f"  {k}: {v}" for k, v in sorted(sweep.field_kinds(module).items()) if v != "fixed"))
+            return 0
+        config, options = _parse_train(algo, module, rest, f"purerl sweep {algo}")
+        sweep.sweep(algo, config, floats, options, statics)
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

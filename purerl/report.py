@@ -172,3 +172,117 @@ def plot_curves(path: str, env_steps: np.ndarray, eval_returns: np.ndarray, titl
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     atomic_write(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- sweeps
+def point_label(values: dict) -> str:
+    """`learning_rate=0.0003, gamma=0.99`: a grid point's values."""
+    return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+
+
+def format_sweep_table(title: str, points: list, timing: dict) -> str:
+    """One line per grid point: its values and the final evaluation return over its seeds
+    (mean ± std, IQM with its 95% stratified-bootstrap CI, finite seeds); the best IQM marked."""
+    fields = list(points[0]["values"]) if points else []
+    width = [max(len(f), 9) for f in fields]
+    iqms = [p["summary"].get("iqm", -np.inf) for p in points]
+    best = int(np.argmax(iqms)) if points else -1
+    header = "  " + " ".join(f"{f:>{w}}" for f, w in zip(fields, width))
+    lines = [title, "final evaluation return per grid point, across its seeds (deterministic policy):",
+             header + f" {'mean':>9} {'std':>8} {'IQM':>9} {'IQM 95% CI':>21} {'seeds':>7}"]
+    for i, p in enumerate(points):
+        s = p["summary"]
+        row = "  " + " ".join(f"{p['values'][f]:>{w}.4g}" for f, w in zip(fields, width))
+        if "mean" in s:
+            ci = s["iqm_ci95"]
+            row += (f" {s['mean']:9.2f} {s['std']:8.2f} {s['iqm']:9.2f} {f'[{ci[0]:.2f}, {ci[1]:.2f}]':>21} "
+                    f"{s['num_finite']:>3d}/{s['num_seeds']:<3d}")
+        else:
+            row += f" {'—':>9} {'—':>8} {'—':>9} {'—':>21} {0:>3d}/{s.get('num_seeds', 0):<3d}"
+        if s.get("nonfinite_seeds"):
+            row += f"  diverged seeds: {', '.join(map(str, s['nonfinite_seeds'][:10]))}"
+        lines.append(row + ("  ← best IQM" if i == best and np.isfinite(iqms[i]) else ""))
+    lines.append(f"env steps/s (all rows): {timing['env_steps_per_second']:,.0f}   compile: "
+                 f"{timing['compile_seconds']:.1f} s   run: {timing['run_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _save_figure(fig, path: str) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def plot_sweep(path: str, fields: list, points: list, title: str) -> None:
+    """The final IQM over the grid: against the value (log axis when all are positive and span
+    > 10×) with its 95% CI for one field, a heatmap for two, one bar per point otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iqm_of = [p["summary"].get("iqm", np.nan) for p in points]
+    ci_of = [p["summary"].get("iqm_ci95", [np.nan, np.nan]) for p in points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if len(fields) == 1:
+        x = np.array([p["values"][fields[0]] for p in points])
+        order = np.argsort(x)
+        ci = np.array(ci_of)[order]
+        ax.plot(x[order], np.array(iqm_of)[order], "o-", label="IQM over seeds")
+        ax.fill_between(x[order], ci[:, 0], ci[:, 1], alpha=0.3, label="95% bootstrap CI")
+        if np.all(x > 0) and x.max() > 10 * x.min():
+            ax.set_xscale("log")
+        ax.set_xlabel(fields[0])
+        ax.set_ylabel("final evaluation return")
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    elif len(fields) == 2:
+        xs = sorted({p["values"][fields[0]] for p in points})
+        ys = sorted({p["values"][fields[1]] for p in points})
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for p, v in zip(points, iqm_of):
+            grid[ys.index(p["values"][fields[1]]), xs.index(p["values"][fields[0]])] = v
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        for (i, j), v in np.ndenumerate(grid):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="white" if v < np.nanmean(grid) else "black")
+        ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs])
+        ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys])
+        ax.set_xlabel(fields[0])
+        ax.set_ylabel(fields[1])
+        fig.colorbar(image, ax=ax, label="final evaluation return (IQM over seeds)")
+    else:
+        ci = np.array(ci_of)
+        ax.bar(range(len(points)), iqm_of, yerr=np.abs(ci.T - np.array(iqm_of)), capsize=3)
+        ax.set_xticks(range(len(points)), [point_label(p["values"]) for p in points], rotation=60, ha="right",
+                      fontsize=7)
+        ax.set_ylabel("final evaluation return (IQM, 95% CI)")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_point_curves(path: str, env_steps: np.ndarray, returns: list, labels: list, title: str) -> None:
+    """Mean evaluation return over each grid point's seeds (finite ones) against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r, label in zip(returns, labels):
+        per_seed = np.mean(r, axis=-1)  # [seeds, evals]
+        with np.errstate(all="ignore"):
+            mean = np.array([np.mean(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in per_seed.T])
+        ax.plot(env_steps, mean, label=label)
+    ax.set_xlabel("environment steps (per seed)")
+    ax.set_ylabel("evaluation return (mean over seeds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)

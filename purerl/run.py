@@ -16,7 +16,9 @@
 * `resume(run_dir)` continues an interrupted run from its last checkpoint and ends
   with the same parameters as an uninterrupted run;
 * a diverged seed (non-finite final evaluation return) is named in the table,
-  `results.json` and `curves.csv`, never averaged in or replaced by an earlier value.
+  `results.json` and `curves.csv`, never averaged in or replaced by an earlier value;
+* `train(…, grid=Grid(...))` trains a grid of float hyperparameters × seeds as one
+  program (`purerl.sweep`): every row of the seed axis is one (grid point, seed) pair.
 """
 
 from __future__ import annotations
@@ -73,16 +75,49 @@ class RunOptions:
             raise ValueError(f"RunOptions.stop_after={self.stop_after!r} is invalid: must be None or an integer ≥ 1")
 
 
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A grid of float (pytree) Config fields trained in the same compiled program as the seeds.
+
+    Row `p · seeds + s` of the run's seed axis is grid point `p` with seed `s`; seed `s` of every
+    point starts from the same key (common random numbers: points differ by their values only)."""
+
+    fields: tuple  # Config field names
+    points: tuple  # one tuple of values (in `fields` order) per grid point
+    seeds: int  # seeds per grid point (RunOptions.num_seeds)
+
+    @property
+    def rows(self) -> int:
+        return len(self.points) * self.seeds
+
+    def row_values(self) -> dict:
+        """{field: float32 [rows]}: each row's value of each field."""
+        return {f: np.repeat(np.array([p[i] for p in self.points], np.float32), self.seeds)
+                for i, f in enumerate(self.fields)}
+
+    def point_rows(self, p: int) -> np.ndarray:
+        return np.arange(p * self.seeds, (p + 1) * self.seeds)
+
+    def to_json(self) -> dict:
+        return {"fields": list(self.fields), "points": [list(p) for p in self.points], "seeds": self.seeds}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Grid":
+        return cls(tuple(d["fields"]), tuple(tuple(float(v) for v in p) for p in d["points"]), int(d["seeds"]))
+
+
 @dataclasses.dataclass
 class RunResult:
     run_dir: str
-    states: object  # final TrainState, leading axis num_seeds (host arrays)
+    states: object  # final TrainState, leading axis num_seeds (host arrays; grid rows for a sweep)
     env_steps: np.ndarray  # [num_evals] environment steps per seed at each evaluation
     eval_returns: np.ndarray  # [num_seeds, num_evals, eval_episodes]; NaN/inf where a seed diverged
     evals_done: np.ndarray  # [num_seeds] evaluations each seed has reached (NaN beyond them means "not yet")
     summary: dict  # statistics of the final evaluation across seeds (non-finite seeds named, not averaged)
     timing: dict
     finished: bool  # False when stopped early by `stop_after`
+    grid: Grid | None = None  # a sweep's grid: rows of the seed axis are (point, seed) pairs
+    points: list | None = None  # a sweep's per-point summaries (values, summary)
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -114,11 +149,20 @@ def git_revision() -> str | None:
 
 
 # ----------------------------------------------------------------------------- the run
-def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
-    """Train `options.num_seeds` seeds of algorithm `algo` with `config`."""
+def train(algo: str, config, options: RunOptions = RunOptions(), grid: Grid | None = None) -> RunResult:
+    """Train `options.num_seeds` seeds of algorithm `algo` with `config` (with `grid`: that many
+    seeds of every grid point, all in one program)."""
     module = algos.get(algo)
     if not isinstance(config, module.Config):
         raise ValueError(f"config must be a {module.__name__}.Config, got {type(config).__name__}")
+    if grid is not None:
+        if grid.seeds != options.num_seeds:
+            raise ValueError(f"grid.seeds={grid.seeds} must equal RunOptions.num_seeds={options.num_seeds}")
+        from purerl.config import sweep_axes
+
+        sweep_axes(config, *grid.fields)  # names the fields that cannot be swept
+        for point in grid.points:  # every value validated by the Config before anything compiles
+            dataclasses.replace(config, **dict(zip(grid.fields, point)))
     if options.resume:
         _check_resume_request(options.resume, algo, config, options)
         return resume(options.resume, stop_after=options.stop_after, progress=options.progress,
@@ -141,8 +185,9 @@ def train(algo: str, config, options: RunOptions = RunOptions()) -> RunResult:
         "git_revision": git_revision(),
         "devices": [str(d) for d in devices],
         "created": stamp,
+        **({"sweep": grid.to_json()} if grid is not None else {}),
     }
-    return _run(module, algo, config, options, run_dir, devices, new_meta=meta, dataset=dataset)
+    return _run(module, algo, config, options, run_dir, devices, new_meta=meta, dataset=dataset, grid=grid)
 
 
 def offline_dataset(module, config):
@@ -223,8 +268,9 @@ def resume(run_dir: str, stop_after: int | None = None, progress: bool = True,
                          "with (content hash differs)")
     devices = start_devices(options.distributed)
     use_compilation_cache(options.compile_cache)
+    grid = Grid.from_json(meta["sweep"]) if "sweep" in meta else None
     return _run(module, meta["algorithm"], config, options, run_dir, devices,
-                saved_chunk=int(meta["chunk_plan"]["chunk_size"]), dataset=dataset)
+                saved_chunk=int(meta["chunk_plan"]["chunk_size"]), dataset=dataset, grid=grid)
 
 
 def start_devices(distributed: bool) -> list:
@@ -403,45 +449,55 @@ def _one_seed(fn, in_axes=0):
     return wrapped
 
 
-def compile_program(module, config, mesh, seeds: int, dataset=None) -> Program:
+def compile_program(module, config, mesh, seeds: int, dataset=None, sweep_fields: tuple = ()) -> Program:
     """Trace and compile `init` and one block for `seeds` seeds (a multiple of the mesh size),
     each traced once: the memory estimate comes from these compiled programs. An offline
     algorithm's `dataset` is an argument of both, replicated on every device and broadcast
-    over seeds (never copied per seed)."""
+    over seeds (never copied per seed). The float Config fields in `sweep_fields` are an
+    argument too, one value per seed row ({field: [seeds]}, sharded like the seeds)."""
     t0 = time.perf_counter()
     by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     data = () if dataset is None else (_to_devices(dataset.transitions, replicated),)
     data_info = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), data)
+    hp_info = {f: jax.ShapeDtypeStruct((seeds,), jnp.float32, sharding=by_seed) for f in sweep_fields}
 
-    def init_fn(key, *data):
-        return module.init(config, key, *data)
+    def with_values(hp):  # this row's values of the swept fields (tracers: validation skips them)
+        return dataclasses.replace(config, **hp) if hp else config
 
-    def block(state, index, *data):
-        return run_block(lambda s: module.update(config, s, *data), functools.partial(module.evaluate, config),
-                         state, index, config.eval_every, config.num_updates)
+    def init_fn(key, hp, *data):
+        return module.init(with_values(hp), key, *data)
+
+    def block(state, index, hp, *data):
+        c = with_values(hp)
+        return run_block(lambda s: module.update(c, s, *data), functools.partial(module.evaluate, c),
+                         state, index, c.eval_every, c.num_updates)
 
     over_seeds = _one_seed if seeds == 1 else functools.partial(jax.vmap, axis_name="seed")
-    init = jax.jit(over_seeds(init_fn, in_axes=(0,) + (None,) * len(data)),
-                   in_shardings=(by_seed,) + (replicated,) * len(data), out_shardings=by_seed)
-    init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed), *data_info)
+    init = jax.jit(over_seeds(init_fn, in_axes=(0, 0) + (None,) * len(data)),
+                   in_shardings=(by_seed, by_seed) + (replicated,) * len(data), out_shardings=by_seed)
+    init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed), hp_info, *data_info)
     state_info = init_lowered.out_info
-    block_fn = jax.jit(over_seeds(block, in_axes=(0, None) + (None,) * len(data)),
-                       in_shardings=(by_seed, replicated) + (replicated,) * len(data),
+    block_fn = jax.jit(over_seeds(block, in_axes=(0, None, 0) + (None,) * len(data)),
+                       in_shardings=(by_seed, replicated, by_seed) + (replicated,) * len(data),
                        out_shardings=by_seed, donate_argnums=0)
-    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32), *data_info)
+    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32), hp_info, *data_info)
     with _CacheEvents() as cache:
         # XLA compiles with the GIL released: `init` compiles on a second thread meanwhile.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             init_future = pool.submit(init_lowered.compile)
             block_compiled = block_lowered.compile()
             init_compiled = init_future.result()
-    return Program(init=lambda keys: init_compiled(keys, *data),
-                   block=lambda states, index: block_compiled(states, index, *data), state_info=state_info,
+    return Program(init=lambda keys, hp={}: init_compiled(keys, hp, *data),
+                   block=lambda states, index, hp={}: block_compiled(states, index, hp, *data),
+                   state_info=state_info,
                    metrics_info=block_lowered.out_info[1], seeds=seeds, num_devices=mesh.size,
                    bytes_per_device=max(program_bytes(init_compiled), program_bytes(block_compiled)),
                    compiled=(init_compiled, block_compiled),
                    compile_seconds=time.perf_counter() - t0, cache_hits=cache.hits)
+
+
+_compile_program = compile_program
 
 
 def bytes_per_seed(program: Program) -> int:
@@ -454,14 +510,16 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: int | None,
-                      dataset=None) -> tuple[int, Program]:
+                      dataset=None, grid: Grid | None = None) -> tuple[int, Program]:
     """The seeds per sequential chunk and the program compiled for it.
 
     A new run compiles for all seeds; when that program does not fit the free memory it
     plans chunks from the program's bytes per seed and compiles for the chunk (smaller
     again while it still does not fit). A resumed run compiles for its saved chunk size
     and refuses when that does not fit."""
-    n_dev = mesh.size
+    n_dev, rows = mesh.size, (grid.rows if grid is not None else options.num_seeds)
+    fields = grid.fields if grid is not None else ()
+    compile_program = functools.partial(_compile_program, sweep_fields=fields)
     available = (int(options.memory_limit_gb * 2**30) if options.memory_limit_gb is not None
                  else available_memory_bytes(mesh.devices.flat[0]))
     if saved_chunk is not None:
@@ -472,10 +530,10 @@ def _plan_and_compile(module, config, options: RunOptions, mesh, saved_chunk: in
                 f"needs {_size(program.bytes_per_device)} per device over {n_dev} device(s), but "
                 f"{_size(available)} is free per device now. Free memory or use more devices")
         return saved_chunk, program
-    program = compile_program(module, config, mesh, _round_up(options.num_seeds, n_dev), dataset)
-    chunk, seconds = options.num_seeds, program.compile_seconds
+    program = compile_program(module, config, mesh, _round_up(rows, n_dev), dataset)
+    chunk, seconds = rows, program.compile_seconds
     if program.bytes_per_device > available:
-        chunk = plan_chunks(options.num_seeds, bytes_per_seed(program), available, n_dev, options.on_memory)
+        chunk = plan_chunks(rows, bytes_per_seed(program), available, n_dev, options.on_memory)
         program = compile_program(module, config, mesh, _round_up(chunk, n_dev), dataset)
         seconds += program.compile_seconds
     while program.bytes_per_device > available:  # the per-seed estimate was low: one seed per device less
@@ -508,6 +566,12 @@ class _Run:
     host_states: object
     history: dict
     dataset_info: dict | None = None  # an offline run's dataset metadata (normalized score references)
+    grid: Grid | None = None  # a sweep: the seed axis holds (grid point, seed) rows
+
+    @property
+    def num_rows(self) -> int:
+        """Length of the run's seed axis: seeds, or grid points × seeds."""
+        return self.grid.rows if self.grid is not None else self.options.num_seeds
 
     @property
     def n_blocks(self) -> int:
@@ -566,18 +630,18 @@ def evals_done(chunks: list, position, n_blocks: int, num_seeds: int) -> np.ndar
 
 
 def _run(module, algo, config, options: RunOptions, run_dir: str, devices, new_meta: dict | None = None,
-         saved_chunk: int | None = None, dataset=None) -> RunResult:
+         saved_chunk: int | None = None, dataset=None, grid: Grid | None = None) -> RunResult:
     """Plan chunks and compile, write config.json (new run) or restore (resume), run the
     blocks with checkpoints, then write the results."""
     mesh = seed_mesh(devices)
-    chunk, program = _plan_and_compile(module, config, options, mesh, saved_chunk, dataset)
-    num_seeds = options.num_seeds
+    chunk, program = _plan_and_compile(module, config, options, mesh, saved_chunk, dataset, grid)
+    num_seeds = grid.rows if grid is not None else options.num_seeds
     chunks = [list(range(i, min(i + chunk, num_seeds))) for i in range(0, num_seeds, chunk)]
     host_states = jax.tree.map(lambda x: np.zeros((num_seeds,) + x.shape[1:], x.dtype), program.state_info)
     history = _empty_history(num_seeds, num_blocks(config.num_updates, config.eval_every), config.eval_episodes,
                              program.metrics_info)
     r = _Run(module, algo, config, options, run_dir, mesh, program, chunks, host_states, history,
-             None if dataset is None else dataset.info)
+             None if dataset is None else dataset.info, grid)
     manager = _checkpoint_manager(run_dir)
     if new_meta is not None:  # written only now, so a run refused for memory leaves no run directory behind
         plan = {"chunk_size": chunk, "num_chunks": len(chunks), "bytes_per_device": program.bytes_per_device,
@@ -627,9 +691,9 @@ def _train_blocks(r: _Run, manager) -> int:
             break
         seeds = r.chunks[c]
         first = start_block if c == start_chunk else 0
-        states = _chunk_states(r, seeds, first)
+        states, values = _chunk_states(r, seeds, first)
         for i in range(first, r.n_blocks):
-            states, metrics, returns = r.program.block(states, np.int32(i))
+            states, metrics, returns = r.program.block(states, np.int32(i), values)
             returns = _record(r, seeds, i, metrics, returns)
             r.history["run_seconds"] = np.asarray(run_seconds_before + time.perf_counter() - t_run)
             done += 1
@@ -652,21 +716,23 @@ def _progress_bar(r: _Run):
     from tqdm.auto import tqdm
 
     per_seed = r.env_steps[-1]
-    done = evals_done(r.chunks, r.history["position"], r.n_blocks, r.options.num_seeds)
-    bar = tqdm(total=int(per_seed) * r.options.num_seeds, unit="step", unit_scale=True, dynamic_ncols=True,
-               desc=f"{r.algo} {getattr(r.config, 'env', '')} ×{r.options.num_seeds}")
+    done = evals_done(r.chunks, r.history["position"], r.n_blocks, r.num_rows)
+    what = f"{len(r.grid.points)} points × {r.grid.seeds}" if r.grid is not None else str(r.num_rows)
+    bar = tqdm(total=int(per_seed) * r.num_rows, unit="step", unit_scale=True, dynamic_ncols=True,
+               desc=f"{r.algo} {getattr(r.config, 'env', '')} ×{what}")
     bar.update(int(sum(r.env_steps[d - 1] for d in done if d)))
     return bar
 
 
 def _chunk_states(r: _Run, seeds: list, first_block: int):
     """The chunk's states on the devices, padded (repeating seeds) to the compiled size:
-    fresh from `init` at block 0, else from the host copy."""
+    fresh from `init` at block 0, else from the host copy; and its rows' swept values."""
     rows = np.asarray(seeds + [seeds[i % len(seeds)] for i in range(r.program.seeds - len(seeds))])
+    values = {} if r.grid is None else _to_devices({k: v[rows] for k, v in r.grid.row_values().items()}, r.by_seed)
     if first_block == 0:
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(r.options.seed), r.options.num_seeds))
-        return r.program.init(_to_devices(keys[rows], r.by_seed))
-    return _to_devices(jax.tree.map(lambda x: x[rows], r.host_states), r.by_seed)
+        return r.program.init(_to_devices(keys[rows % r.options.num_seeds], r.by_seed), values), values
+    return _to_devices(jax.tree.map(lambda x: x[rows], r.host_states), r.by_seed), values
 
 
 def _record(r: _Run, seeds: list, block: int, metrics, returns) -> np.ndarray:
@@ -701,11 +767,19 @@ def final_returns(eval_returns: np.ndarray, evals: np.ndarray) -> np.ndarray:
 def _finish(r: _Run, done_blocks: int) -> RunResult:
     """Summaries, result files (process 0) and the final table."""
     devices = r.mesh.devices.flat
-    evals = evals_done(r.chunks, r.history["position"], r.n_blocks, r.options.num_seeds)
+    evals = evals_done(r.chunks, r.history["position"], r.n_blocks, r.num_rows)
     done_evals, finished = int(evals.max()), done_blocks == len(r.chunks) * r.n_blocks
     final = final_returns(r.history["eval_returns"], evals)
     reached = np.nonzero(evals)[0]
     summary = report.summarize(final[reached], seeds=reached) if reached.size else {}
+    points = None
+    if r.grid is not None:  # statistics per grid point, over its seeds
+        points = []
+        for p, values in enumerate(r.grid.points):
+            rows = r.grid.point_rows(p)
+            rows = rows[evals[rows] > 0]
+            points.append({"values": dict(zip(r.grid.fields, values)),
+                           "summary": report.summarize(final[rows], seeds=rows % r.grid.seeds) if rows.size else {}})
     run_seconds = float(r.history["run_seconds"])
     steps_done = int(sum(r.env_steps[e - 1] for e in evals if e))
     timing = {
@@ -725,12 +799,12 @@ def _finish(r: _Run, done_blocks: int) -> RunResult:
         timing["gradient_steps_per_second"] = timing["env_steps_per_second"]
     env_steps, eval_returns = r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals]
     if _is_main():
-        _write_results(r, final, evals, summary, timing, finished)
+        _write_results(r, final, evals, summary, timing, finished, points)
     return RunResult(run_dir=r.run_dir, states=r.host_states, env_steps=env_steps, eval_returns=eval_returns,
-                     evals_done=evals, summary=summary, timing=timing, finished=finished)
+                     evals_done=evals, summary=summary, timing=timing, finished=finished, grid=r.grid, points=points)
 
 
-def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished: bool) -> None:
+def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished: bool, points=None) -> None:
     done_evals, env = int(evals.max()), getattr(r.config, "env", None)
     steps_per_seed = int(r.env_steps[done_evals - 1]) if done_evals else 0
     report.save_curves(r.run_dir, r.env_steps[:done_evals], r.history["eval_returns"][:, :done_evals],
@@ -752,10 +826,16 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
         **({"dataset": {k: v for k, v in r.dataset_info.items() if k in ("path", "env", "kind", "content_hash",
                                                                          "random_return", "expert_return")},
             "normalized_score": normalized} if r.dataset_info is not None else {}),
+        **({"sweep": {**r.grid.to_json(), "per_point": points,
+                      "note": "rows of the *_per_seed lists are grid point p, seed s at p·seeds + s"}}
+           if r.grid is not None else {}),
     })
-    if r.options.plot and done_evals:
+    if r.options.plot and done_evals and r.grid is None:
         report.plot_curves(os.path.join(r.run_dir, "curve.png"), r.env_steps[:done_evals],
                            r.history["eval_returns"][:, :done_evals], f"{r.algo} · {env or ''}", evals)
+    if r.grid is not None:
+        _finish_sweep(r, points, timing, steps_per_seed, done_evals, evals, finished)
+        return
     title = (f"purerl · {r.algo} on {env or '?'} · {r.options.num_seeds} seeds · {steps_per_seed:,} "
              f"{'gradient' if offline else 'env'} steps per seed"
              + ("" if finished else " (stopped early; resume to continue)"))
@@ -767,4 +847,20 @@ def _write_results(r: _Run, final, evals, summary: dict, timing: dict, finished:
         low, high = normalized["iqm_ci95"]
         print(f"normalized score 100·(R − R_random)/(R_expert − R_random): mean {normalized['mean']:.1f} ± "
               f"{normalized['std']:.1f}, IQM {normalized['iqm']:.1f} (95% CI {low:.1f} … {high:.1f})")
+    print(f"results: {r.run_dir}")
+
+
+def _finish_sweep(r: _Run, points: list, timing: dict, steps_per_seed: int, done_evals: int, evals, finished):
+    """A sweep's table (one line per grid point) and plots: `sweep.png` (the final return over the
+    grid: a curve for one field, a heatmap for two, bars otherwise) and `curve.png` (per point)."""
+    g = r.grid
+    if r.options.plot and done_evals:
+        report.plot_sweep(os.path.join(r.run_dir, "sweep.png"), g.fields, points, f"{r.algo} · {r.config.env}")
+        returns = r.history["eval_returns"][:, :done_evals]
+        report.plot_point_curves(os.path.join(r.run_dir, "curve.png"), r.env_steps[:done_evals],
+                                 [returns[g.point_rows(p)] for p in range(len(g.points))],
+                                 [report.point_label(pt["values"]) for pt in points], f"{r.algo} · {r.config.env}")
+    title = (f"purerl sweep · {r.algo} on {r.config.env} · {len(g.points)} grid points × {g.seeds} seeds in one "
+             f"program · {steps_per_seed:,} env steps per seed" + ("" if finished else " (stopped early; resume to continue)"))
+    print(report.format_sweep_table(title, points, timing))
     print(f"results: {r.run_dir}")
