@@ -61,6 +61,8 @@ class RunOptions:
     memory_limit_gb: float | None = None  # memory budget per device (default: what the device has free)
     on_memory: str = "chunk"  # when the seeds do not fit: "chunk" (sequential chunks) or "error"
     compile_cache: bool = True  # keep compiled programs in a persistent cache (run.default_cache_dir())
+    tensorboard: bool = False  # write scalars to <run_dir>/tensorboard (TensorBoard event files, tensorboardX)
+    wandb: str | None = None  # log the same scalars to this Weights & Biases project (needs the wandb package)
 
     def __post_init__(self):
         if not isinstance(self.num_seeds, int) or self.num_seeds < 1:
@@ -174,6 +176,9 @@ def train(algo: str, config, options: RunOptions = RunOptions(), grid: Grid | No
         raise ValueError(f"run directory {run_dir!r} already holds a run: pass --resume {run_dir} to continue it, "
                          "or choose another --run-name")
     dataset = offline_dataset(module, config)
+    from purerl.loggers import check_wandb
+
+    check_wandb(options.wandb)
     devices = start_devices(options.distributed)
     use_compilation_cache(options.compile_cache)
     meta = {
@@ -266,6 +271,9 @@ def resume(run_dir: str, stop_after: int | None = None, progress: bool = True,
     if dataset is not None and saved_hash and dataset.info.get("content_hash") != saved_hash:
         raise ValueError(f"cannot resume {run_dir!r}: its dataset {config.dataset!r} is not the one the run started "
                          "with (content hash differs)")
+    from purerl.loggers import check_wandb
+
+    check_wandb(options.wandb)
     devices = start_devices(options.distributed)
     use_compilation_cache(options.compile_cache)
     grid = Grid.from_json(meta["sweep"]) if "sweep" in meta else None
@@ -685,6 +693,7 @@ def _train_blocks(r: _Run, manager) -> int:
     done = start_chunk * r.n_blocks + start_block
     stop_at = total_blocks if r.options.stop_after is None else min(total_blocks, done + r.options.stop_after)
     bar = _progress_bar(r)
+    loggers = _loggers(r)
     t_run, run_seconds_before = time.perf_counter(), float(r.history["run_seconds"])
     for c in range(start_chunk, len(r.chunks)):
         if done >= stop_at:
@@ -693,8 +702,14 @@ def _train_blocks(r: _Run, manager) -> int:
         first = start_block if c == start_chunk else 0
         states, values = _chunk_states(r, seeds, first)
         for i in range(first, r.n_blocks):
+            t_block = time.perf_counter()
             states, metrics, returns = r.program.block(states, np.int32(i), values)
             returns = _record(r, seeds, i, metrics, returns)
+            if loggers is not None:
+                block_steps = int(r.env_steps[i] - (r.env_steps[i - 1] if i else 0)) * len(seeds)
+                loggers.log_block(int(r.env_steps[i]), seeds, returns,
+                                  {k: v[seeds, i] for k, v in r.history["metrics"].items()},
+                                  block_steps / max(time.perf_counter() - t_block, 1e-9))
             r.history["run_seconds"] = np.asarray(run_seconds_before + time.perf_counter() - t_run)
             done += 1
             if bar is not None:
@@ -707,7 +722,24 @@ def _train_blocks(r: _Run, manager) -> int:
                 break
     if bar is not None:
         bar.close()
+    if loggers is not None:
+        loggers.close()
     return done
+
+
+def _loggers(r: _Run):
+    """TensorBoard / W&B loggers of the run (process 0), or None when neither is asked for."""
+    if not ((r.options.tensorboard or r.options.wandb) and _is_main()):
+        return None
+    from purerl.loggers import Loggers
+
+    if r.grid is None:
+        names = [f"seed_{i}" for i in range(r.num_rows)]
+    else:
+        names = [f"{report.point_label(dict(zip(r.grid.fields, r.grid.points[i // r.grid.seeds])))},"
+                 f"seed_{i % r.grid.seeds}".replace(" ", "") for i in range(r.num_rows)]
+    meta = {"algorithm": r.algo, **to_dict(r.config), **({"sweep": r.grid.to_json()} if r.grid else {})}
+    return Loggers(r.run_dir, r.options.tensorboard, r.options.wandb, meta, names)
 
 
 def _progress_bar(r: _Run):
