@@ -6,6 +6,9 @@
     purerl collect --run runs/<run> --kind expert --steps 100000 --out data/pendulum-expert
     purerl collect --kind expert --expert scripted --env Pendulum-v1 --episodes 4 --out demos/pendulum-4
     purerl train iql --dataset data/pendulum-expert --num-seeds 10
+    purerl eval runs/<run> --best --episodes 20 --render cartpole.gif
+    purerl export runs/<run> --seed 3 ppo-cartpole.npz
+    purerl compare runs/<ppo-run> runs/<dqn-run> --out runs/ppo-vs-dqn
     purerl list
 
 Every field of the algorithm's `Config` and of `purerl.run.RunOptions` is a flag
@@ -25,6 +28,9 @@ USAGE = """usage: purerl train ALGORITHM [--flags]   train (see `purerl train AL
        purerl sweep ALGORITHM --FIELD v1,v2,… [--flags]   a grid of hyperparameters × seeds (one program)
        purerl collect --kind KIND --run RUN_DIR --steps N --out PATH   an offline dataset (see --help)
        purerl collect --kind expert --expert scripted --env ENV --episodes N --out PATH   demonstrations
+       purerl eval RUN_DIR [--seed i | --best] [--episodes N] [--render FILE]   evaluate a saved policy
+       purerl export RUN_DIR OUT.npz [--seed i | --best]   one seed's policy as a self-contained file
+       purerl compare RUN_DIR RUN_DIR … [--out DIR]   rliable aggregates, profiles, sample efficiency
        purerl list                               algorithms and environments"""
 
 
@@ -42,9 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    command, rest = argv[0], argv[1:]
+    if command in ("eval", "export"):
+        from purerl import policy
+
+        return (policy.eval_main if command == "eval" else policy.export_main)(rest)
+    if command == "compare":
+        from purerl import compare
+
+        return compare.main(rest)
     from purerl import algos, envs
 
-    command, rest = argv[0], argv[1:]
     if command == "collect":
         return collect(rest)
     if command == "list":
