@@ -97,6 +97,7 @@ def few_updates(module, config, updates: int, **extra):
     return dataclasses.replace(config, eval_every=config.num_updates, **episodes)
 
 
+@functools.lru_cache(maxsize=None)
 def offline_dataset(env_name: str, size: int = OFFLINE_DATASET_SIZE):
     """A dataset of uniformly random actions for the offline algorithms' programs (what they
     learn does not matter here: their compile time, memory and speed do)."""
@@ -112,6 +113,7 @@ def offline_dataset(env_name: str, size: int = OFFLINE_DATASET_SIZE):
                             {"env": env_name, "kind": "random"})
 
 
+@functools.lru_cache(maxsize=None)
 def demonstrations(env_name: str, episodes: int = DEMONSTRATION_EPISODES):
     """The scripted expert's episodes for the imitation algorithms' programs."""
     from purerl import experts
@@ -119,33 +121,68 @@ def demonstrations(env_name: str, episodes: int = DEMONSTRATION_EPISODES):
     return experts.demonstrations(env_name, "scripted", episodes, seed=0)
 
 
+_deadline: float | None = None  # perf_counter() time after which the suite starts nothing new (`--budget`)
+
+
+_checkpoint = None  # run_suite's saver of a part's rows so far (a killed run keeps what it measured)
+
+
+def _save_partial(part: str, value: dict) -> None:
+    if _checkpoint is not None:
+        _checkpoint(part, value)
+
+
+def seconds_left() -> float:
+    """Seconds left of the suite's `--budget` (infinite without one)."""
+    return float("inf") if _deadline is None else _deadline - time.perf_counter()
+
+
+def _data_for(module, config):
+    dataset = (offline_dataset(config.env) if getattr(module, "OFFLINE", False) else
+               demonstrations(config.env) if getattr(module, "DEMONSTRATIONS", False) else None)
+    return dataset, (() if dataset is None else (dataset.transitions,))
+
+
+def compile_timed(algo: str, config, num_seeds: int):
+    """(program, compile seconds): the runner's `compile_program` for `num_seeds` seeds on the
+    first device. Thread-safe: the `algorithms` part compiles many programs at once."""
+    import jax
+
+    from purerl import algos, run
+
+    module = algos.get(algo)
+    dataset, _ = _data_for(module, config)
+    t0 = time.perf_counter()
+    program = run.compile_program(module, config, run.seed_mesh(jax.devices()[:1]), num_seeds, dataset)
+    return program, time.perf_counter() - t0
+
+
 def timed_run(algo: str, config, num_seeds: int, target: float | None = None, time_limit: float | None = None,
-              trace_only: bool = False) -> dict:
-    """Compile `init` and a block with the runner's `compile_program`, then run every block
-    (one seed chunk, all seeds at once), evaluating after each. Wall time counts from the start
-    of compilation; `seconds_to_target` is the wall time at the first evaluation whose mean over
-    seeds reaches `target`. `time_limit` stops early (recorded)."""
+              trace_only: bool = False, compiled=None) -> dict:
+    """Compile `init` and a block with the runner's `compile_program` (or take `compiled`, a
+    `compile_timed` result), then run every block (one seed chunk, all seeds at once), evaluating
+    after each. Wall time counts from the start of compilation; `seconds_to_target` is the wall
+    time at the first evaluation whose mean over seeds reaches `target`. `time_limit` stops early
+    (recorded)."""
     import jax
     import numpy as np
 
-    from purerl import algos, run
+    from purerl import algos
     from purerl.config import to_dict
     from purerl.evaluation import num_blocks
 
     module = algos.get(algo)
-    dataset = (offline_dataset(config.env) if getattr(module, "OFFLINE", False) else
-               demonstrations(config.env) if getattr(module, "DEMONSTRATIONS", False) else None)
-    data = () if dataset is None else (dataset.transitions,)
     if trace_only:  # the dry run's Brax mode: trace `train` once, compile nothing
+        _, data = _data_for(module, config)
         out = jax.eval_shape(jax.vmap(functools.partial(module.train, config), in_axes=(0,) + (None,) * len(data)),
                              jax.ShapeDtypeStruct((num_seeds, 2), jax.numpy.uint32), *data)
         return {"algorithm": algo, "env": config.env, "num_seeds": num_seeds, "traced_only": True,
                 "eval_returns_shape": list(out[2].shape)}
     t0 = time.perf_counter()
-    mesh = run.seed_mesh(jax.devices()[:1])
-    program = run.compile_program(module, config, mesh, num_seeds, dataset)
-    compile_seconds = time.perf_counter() - t0
+    program, compile_seconds = compiled if compiled is not None else compile_timed(algo, config, num_seeds)
+    t0 -= compile_seconds if compiled is not None else 0.0  # wall time counts the compilation either way
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    t_run = time.perf_counter()
     state = program.init(keys)
     n_blocks = num_blocks(config.num_updates, config.eval_every)
     curve, reached, stopped = [], None, False
@@ -160,13 +197,14 @@ def timed_run(algo: str, config, num_seeds: int, target: float | None = None, ti
         if time_limit is not None and wall > time_limit and i < n_blocks - 1:
             stopped = True
             break
-    total = time.perf_counter() - t0
+    run_seconds = time.perf_counter() - t_run
     steps = curve[-1]["env_steps"] * num_seeds
     return {"algorithm": algo, "env": config.env, "num_seeds": num_seeds, "config": to_dict(config),
-            "compile_seconds": compile_seconds, "run_seconds": total - compile_seconds, "wall_seconds": total,
-            "env_steps_per_second": steps / max(total - compile_seconds, 1e-9),
+            "compile_seconds": compile_seconds, "run_seconds": run_seconds, "wall_seconds": compile_seconds + run_seconds,
+            "env_steps_per_second": steps / max(run_seconds, 1e-9),
             "final_mean_eval_return": curve[-1]["mean_eval_return"], "target": target,
-            "seconds_to_target": reached, "stopped_at_time_limit": stopped, "curve": curve}
+            "seconds_to_target": reached, "stopped_at_time_limit": stopped, "curve": curve,
+            "bytes_per_device": int(program.bytes_per_device)}
 
 
 def part_cartpole(dry: bool) -> dict:
@@ -206,12 +244,23 @@ def _brax_part(algo: str, settings: dict, dry: bool, trace: bool, target: float,
     return r
 
 
-def part_throughput(dry: bool, trace: bool) -> dict:
+SEED_COUNTS = (1, 4, 16, 64, 256, 1024, 2048, 4096)  # the `throughput` part's PPO CartPole seeds
+ENV_COUNTS = (1, 8, 64, 512, 1024, 2048, 4096, 8192)  # ... and its PPO MJX ant environments
+ALGORITHM_SEEDS = (1024, 4096)  # the `algorithms` part's seed counts
+ALGORITHM_UPDATES = {"gps": 2}  # updates of each program there (default 10); a GPS update is many iLQR solves
+
+
+def part_throughput(dry: bool, trace: bool, seed_counts=SEED_COUNTS, env_counts=ENV_COUNTS) -> dict:
+    """Env steps/s of PPO CartPole over seeds and of PPO MJX ant over environments; a count that
+    would start past the `--budget` is skipped (listed)."""
     from purerl.algos import ppo
 
-    rows = {"ppo_cartpole_seeds": [], "ppo_mjx_ant_envs": []}
-    seed_counts = (2,) if dry else (1, 4, 16, 64, 256, 1024, 2048, 4096)
+    rows = {"ppo_cartpole_seeds": [], "ppo_mjx_ant_envs": [], "skipped_for_budget": []}
+    seed_counts = (2,) if dry else seed_counts
     for n in seed_counts:
+        if seconds_left() < 30:
+            rows["skipped_for_budget"].append(f"ppo_cartpole × {n} seeds")
+            continue
         config = few_updates(ppo, ppo.Config(), 2 if dry else 50)
         r = timed_run("ppo", config, n, trace_only=trace)
         if trace:
@@ -220,10 +269,14 @@ def part_throughput(dry: bool, trace: bool) -> dict:
         rows["ppo_cartpole_seeds"].append({k: r[k] for k in ("num_seeds", "compile_seconds", "run_seconds",
                                                                  "env_steps_per_second")})
         _log(f"PPO CartPole × {n} seeds: {r['env_steps_per_second']:,.0f} env steps/s")
-    env_counts = (4,) if dry else (1, 8, 64, 512, 1024, 2048, 4096, 8192)
+        _save_partial("throughput", rows)
+    env_counts = (4,) if dry else env_counts
     if trace:  # the `ant` part traces this program already (MJX traces take seconds on a CPU)
         env_counts = ()
     for n in env_counts:
+        if seconds_left() < 60:
+            rows["skipped_for_budget"].append(f"ppo_mjx_ant × {n} envs")
+            continue
         settings = {**ANT_PPO, "num_envs": n, "num_minibatches": 1 if n < 2048 else 2}
         config = few_updates(ppo, ppo.Config(**settings), 2 if dry else 20)
         r = timed_run("ppo", config, 1, trace_only=trace)
@@ -231,37 +284,73 @@ def part_throughput(dry: bool, trace: bool) -> dict:
             rows["ppo_mjx_ant_envs"].append({"num_envs": n, **{k: r[k] for k in (
                 "compile_seconds", "run_seconds", "env_steps_per_second")}})
             _log(f"PPO MJX ant × {n} envs: {r['env_steps_per_second']:,.0f} env steps/s")
+            _save_partial("throughput", rows)
         else:
             rows["ppo_mjx_ant_envs"].append({"num_envs": n, "traced_only": True})
     return rows
 
 
-def part_algorithms(dry: bool, trace: bool) -> dict:
+def part_algorithms(dry: bool, trace: bool, seed_counts=ALGORITHM_SEEDS, workers: int = 8, only=None) -> dict:
+    """Every algorithm's default program (a few updates) for each of `seed_counts`: compile
+    seconds, run seconds, device bytes, or the error (a compile failure, out of memory). The
+    programs are traced and compiled `workers` at a time on threads (XLA compiles with the GIL
+    released), then run one after another."""
+    import concurrent.futures
+
     from purerl import algos
 
-    rows = []
-    for algo in algos.ALGORITHMS:
+    jobs = []
+    for algo in (only or algos.ALGORITHMS):
         env = ALGORITHM_ENVS.get(algo)
-        for seeds in ((2,) if dry else (1024, 4096)):
-            row = {"algorithm": algo, "env": env, "num_seeds": seeds}
+        for seeds in ((2,) if dry else seed_counts):
+            row, config = {"algorithm": algo, "env": env, "num_seeds": seeds}, None
             try:
                 if env is None:
                     raise KeyError(f"{algo!r} has no environment in gpu_suite.ALGORITHM_ENVS")
                 module = algos.get(algo)
-                config = few_updates(module, module.Config.for_env(env), 2 if dry else 10)
-                r = timed_run(algo, config, seeds, trace_only=trace)
+                updates = 2 if dry else ALGORITHM_UPDATES.get(algo, 10)
+                config = few_updates(module, module.Config.for_env(env), updates)
+                _data_for(module, config)  # datasets built (and cached) here, not on the threads
+            except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
+                row.update(ok=False, error=f"{type(error).__name__}: {str(error)[:500]}")
+            jobs.append((row, config))
+
+    def compile_job(row, config):
+        if config is None or trace or seconds_left() < 20:
+            return None
+        return compile_timed(row["algorithm"], config, row["num_seeds"])
+
+    rows = []
+    with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool:
+        futures = [pool.submit(compile_job, row, config) for row, config in jobs]
+        for (row, config), future in zip(jobs, futures):
+            rows.append(row)
+            compiled = None
+            if "error" in row:
+                _log(f"{row['algorithm']} × {row['num_seeds']} seeds: {row['error']}")
+                continue
+            try:
+                compiled = future.result()
+                if not trace and seconds_left() < 15:
+                    compiled = None  # compiled in time, but no time left to run it
+                if compiled is None and not trace:
+                    row.update(ok=False, skipped_for_budget=True)
+                    _log(f"{row['algorithm']} × {row['num_seeds']} seeds: skipped (budget)")
+                    continue
+                r = timed_run(row["algorithm"], config, row["num_seeds"], trace_only=trace, compiled=compiled)
                 if trace:
                     row.update(ok=True, traced_only=True)
                 else:
                     row.update(ok=True, compile_seconds=r["compile_seconds"], run_seconds=r["run_seconds"],
-                               env_steps_per_second=r["env_steps_per_second"])
+                               env_steps_per_second=r["env_steps_per_second"], bytes_per_device=r["bytes_per_device"])
             except Exception as error:  # noqa: BLE001 - out of memory, compile failure: recorded, suite goes on
                 row.update(ok=False, error=f"{type(error).__name__}: {str(error)[:500]}")
-            rows.append(row)
-            _log(f"{algo} {env} × {seeds} seeds: " + (row["error"] if not row["ok"] else "traced" if trace else
-                                                       f"compile {row['compile_seconds']:.1f} s, run "
-                                                       f"{row['run_seconds']:.1f} s"))
-    return {"rows": rows}
+            _log(f"{row['algorithm']} {row['env']} × {row['num_seeds']} seeds: " + (
+                row["error"] if not row["ok"] else "traced" if trace else
+                f"compile {row['compile_seconds']:.1f} s (in parallel), run {row['run_seconds']:.1f} s"))
+            del compiled
+            _save_partial("algorithms", {"rows": rows, "compile_workers": workers})
+    return {"rows": rows, "compile_workers": workers}
 
 
 def device_name() -> str:
@@ -272,34 +361,54 @@ def device_name() -> str:
 
 
 def run_suite(parts=PARTS, dry: bool = False, trace: bool = False, out: str | None = None,
-              target: float = 6000.0, time_limit: float = 600.0) -> dict:
+              target: float = 6000.0, time_limit: float = 600.0, budget: float | None = None,
+              seed_counts=SEED_COUNTS, env_counts=ENV_COUNTS, algorithm_seeds=ALGORITHM_SEEDS,
+              compile_workers: int = 8, command: str | None = None, algorithms=None) -> dict:
     """Run `parts`; return {part: result}, saving after each part to `out` (when given).
-    `trace` (dry runs): trace every program instead of compiling it, except the CartPole part's."""
+    `trace` (dry runs): trace every program instead of compiling it, except the CartPole part's.
+    `budget` (seconds): nothing new starts after it (a Brax run's time limit shrinks to fit, a
+    part that would start too late is recorded as skipped), so a leased machine's time is kept."""
+    global _deadline, _checkpoint
     if trace and not dry:
         raise ValueError("trace=True is for dry runs only")
     from benchmarks.common import hardware
 
+    _deadline = None if budget is None else time.perf_counter() + budget
+
     results = json.load(open(out)) if out and os.path.exists(out) else {}
     results.setdefault("parts", {})
+
+    def checkpoint(part, value):
+        if out:
+            from purerl.report import atomic_json
+
+            results["parts"][part] = {"ok": False, "partial": "killed before the part finished", **value}
+            atomic_json(out, results)
+
+    _checkpoint = checkpoint
     for part in parts:
         t0 = time.perf_counter()
         try:
+            if seconds_left() < 30:
+                raise TimeoutError(f"skipped: {seconds_left():.0f} s of the --budget left")
+            limit = min(time_limit, max(seconds_left() - 30, 10))  # a Brax run ends inside the budget
             if part == "cartpole":
                 value = part_cartpole(dry)
             elif part == "ant":
-                value = _brax_part("ppo", ANT_PPO, dry, trace, target, time_limit)
+                value = _brax_part("ppo", ANT_PPO, dry, trace, target, limit)
             elif part == "halfcheetah":
-                value = _brax_part("sac", HALFCHEETAH_SAC, dry, trace, target, time_limit)
+                value = _brax_part("sac", HALFCHEETAH_SAC, dry, trace, target, limit)
             elif part == "throughput":
-                value = part_throughput(dry, trace)
+                value = part_throughput(dry, trace, seed_counts, env_counts)
             else:
-                value = part_algorithms(dry, trace)
+                value = part_algorithms(dry, trace, algorithm_seeds, compile_workers, algorithms)
             value = {"ok": True, **value}
         except Exception as error:  # noqa: BLE001 - recorded; the other parts still run
             traceback.print_exc()
             value = {"ok": False, "error": f"{type(error).__name__}: {str(error)[:2000]}"}
         value["part_seconds"] = time.perf_counter() - t0
-        value["command"] = "python benchmarks/gpu_suite.py --parts " + part + (" --dry-run" if dry else "")
+        value["command"] = command or "python benchmarks/gpu_suite.py --parts " + part + (" --dry-run" if dry else "")
+        value["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         results["parts"][part] = value
         results["hardware"] = hardware()
         if out:
@@ -320,6 +429,14 @@ def main(argv=None):
                                                      "none in a dry run)")
     parser.add_argument("--target", type=float, default=6000.0, help="return for the Brax time-to-target figures")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds after which a Brax run stops")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds for the whole suite: nothing new starts after it (a leased machine)")
+    ints = lambda text: tuple(int(v) for v in text.split(","))  # noqa: E731
+    parser.add_argument("--seed-counts", type=ints, default=SEED_COUNTS, help="throughput: PPO CartPole seeds")
+    parser.add_argument("--env-counts", type=ints, default=ENV_COUNTS, help="throughput: PPO MJX ant environments")
+    parser.add_argument("--algorithm-seeds", type=ints, default=ALGORITHM_SEEDS, help="algorithms: seed counts")
+    parser.add_argument("--compile-workers", type=int, default=8, help="algorithms: programs compiled at once")
+    parser.add_argument("--algorithms", nargs="+", default=None, help="algorithms: these only (default: all)")
     args = parser.parse_args(argv)
     out = args.out
     if out is None and not args.dry_run:
@@ -328,7 +445,12 @@ def main(argv=None):
         out = os.path.join(RESULTS_DIR, f"gpu_{device_name()}.json")
     if args.trace and not args.dry_run:
         parser.error("--trace is for dry runs (--dry-run)")
-    results = run_suite(args.parts, args.dry_run, args.trace, out, args.target, args.time_limit)
+    import jax
+
+    _log(f"jax {jax.__version__} on {jax.devices()}")
+    results = run_suite(args.parts, args.dry_run, args.trace, out, args.target, args.time_limit, args.budget,
+                        args.seed_counts, args.env_counts, args.algorithm_seeds, args.compile_workers,
+                        algorithms=args.algorithms, command=" ".join(["python benchmarks/gpu_suite.py", *(sys.argv[1:] if argv is None else argv)]))
     failed = [p for p, v in results["parts"].items() if p in args.parts and not v.get("ok")]
     if failed:
         _log(f"failed parts: {', '.join(failed)}")

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The GPU suite on a leased CUDA machine that has no package index: jax/flax/optax/chex/orbax are
+# there, the rest travels as wheels in .whl/ (`bash ../shared/gpu/fetch-wheels.sh` fetches them).
+#   BUDGET=480 bash benchmarks/gpu_run.sh [gpu_suite.py options]   -> $OUT/gpu.json, $OUT/gpu_log.txt
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || exit 3
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1; unset MUJOCO_GL
+OUT=${OUT:-benchmarks/results}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import jax, flax, optax, chex, brax, gymnax, mujoco, distrax; print('jax', jax.__version__, 'flax',
+flax.__version__, 'optax', optax.__version__, 'brax', brax.__version__, 'mujoco', mujoco.__version__, jax.devices())" \
+  || exit 4
+set -o pipefail
+python3 benchmarks/gpu_suite.py --out "$OUT/gpu.json" --budget "${BUDGET:-480}" "$@" 2>&1 | tee "$OUT/gpu_log.txt"
