@@ -313,14 +313,22 @@ def train(config: Config, key: jax.Array, demos: buffers.Transition):
 def reward_function(config: Config, state: TrainState):
     """The learned reward g of one seed (an unbatched `state`) as `reward_fn(obs, action, next_obs)`
     on one raw transition, for `purerl.envs.variant(..., reward_fn=...)`: any purerl algorithm
-    can then train on it, in this environment or in one with other dynamics."""
+    can then train on it, in this environment or in one with other dynamics. The action comes in
+    the environment's units (what the backend steps with); a continuous one is rescaled to the
+    agent's [−1, 1], the units g was trained on."""
     env = make_env(config.env)
     network = make_discriminator(config)
     disc_params, mean, std = state.disc_params, state.obs_mean, state.obs_std
+    if not env.discrete:
+        space = envs.make(config.env, rescale_actions=False).action_space
+        low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
 
     def reward_fn(obs, action, next_obs):
         x = features(env, obs[None], mean, std)
-        return network.apply(disc_params, g_input(config, env, x, jnp.asarray(action)[None]),
+        action = jnp.asarray(action)
+        if not env.discrete:
+            action = 2.0 * (action.astype(jnp.float32) - low) / (high - low) - 1.0
+        return network.apply(disc_params, g_input(config, env, x, action[None]),
                              method=RewardShaping.g)[0]
 
     return reward_fn

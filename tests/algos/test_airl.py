@@ -133,6 +133,28 @@ def test_exported_reward_is_g_and_trains_on_a_variant():
     assert np.isfinite(np.asarray(metrics["loss/policy"])).all()
 
 
+def test_exported_state_action_reward_rescales_continuous_actions():
+    """With `state_only=False` on Pendulum-v1 (torque in [−2, 2]), `reward_function` takes the
+    environment's torque and feeds g the agent's [−1, 1] action it was trained on: 2 → 1, −1 → −0.5."""
+    config = _tiny(env="Pendulum-v1", state_only=False)
+    rng = np.random.default_rng(0)
+    obs = jnp.asarray(rng.normal(size=(64, 3)), jnp.float32)
+    demos = buffers.Transition(obs=obs, action=jnp.asarray(rng.uniform(-1, 1, (64, 1)), jnp.float32),
+                               reward=jnp.zeros(64), terminated=jnp.zeros(64, bool),
+                               truncated=jnp.zeros(64, bool).at[-1].set(True), next_obs=jnp.roll(obs, -1, 0))
+    state = airl.init(config, jax.random.PRNGKey(0), demos)
+    reward_fn = airl.reward_function(config, state)
+    env = airl.make_env("Pendulum-v1")
+    network = airl.make_discriminator(config)
+    o = obs[0]
+    x = airl.features(env, o[None], state.obs_mean, state.obs_std)
+    for torque, agent_action in ((2.0, 1.0), (-1.0, -0.5), (0.0, 0.0)):
+        g = network.apply(state.disc_params, jnp.concatenate([x, jnp.array([[agent_action]])], -1),
+                          method=airl.RewardShaping.g)[0]
+        np.testing.assert_allclose(float(reward_fn(o, jnp.array([torque]), o)), float(g), rtol=1e-5, atol=1e-7)
+    assert float(reward_fn(o, jnp.array([1.0]), o)) != pytest.approx(float(reward_fn(o, jnp.array([2.0]), o)))
+
+
 # ----------------------------------------------------------------------------- program
 def test_vmapped_disc_learning_rate_and_gamma_sweep():
     config = _tiny(total_timesteps=2 * 16 * 4, disc_steps=2, eval_every=2, eval_episodes=2,
