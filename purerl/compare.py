@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from purerl.report import default_mode
+
 MAX_RETURN = {"CartPole-v1": 500.0}  # the time limit: the highest return the task can give
 CURVE_REPS, REPS = 500, 2000  # bootstrap resamples for each curve point, and for the aggregates
 
@@ -354,6 +356,7 @@ def compare(run_dirs: list[str], out: str, labels: list[str] | None = None,
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-compare-")
     try:
+        default_mode(tmp)
         for name, data in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data.encode() if isinstance(data, str) else data)

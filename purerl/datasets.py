@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl import buffers, envs
+from purerl.report import default_mode
 
 KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 FIELDS = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
@@ -267,6 +268,7 @@ def save(dataset: Dataset, path: str) -> str:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".partial-", dir=parent)
     try:
+        default_mode(tmp)
         os.makedirs(os.path.join(tmp, "data"))
         storage = MinariStorage.new(os.path.join(tmp, "data"), observation_space=_gym_space(env.obs_shape),
                                     action_space=_gym_space(env.action_space))

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl import envs
+from purerl.report import default_mode
 
 FORMAT, VERSION, META_KEY = "purerl-policy", 1, "__purerl__"
 CLASSIC = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0")
@@ -326,6 +327,7 @@ def _atomic(out_file: str, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     os.close(fd)
     try:
+        default_mode(tmp)
         write(tmp)
         os.replace(tmp, out_file)
     except BaseException:

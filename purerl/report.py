@@ -13,10 +13,19 @@ import tempfile
 import numpy as np
 
 
+def default_mode(path: str) -> None:
+    """Give a file or folder made by `tempfile` (mode 0600/0700, owner only) the mode an
+    ordinary `open`/`os.makedirs` would have given it under the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    default_mode(tmp)
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
