@@ -127,6 +127,23 @@ def test_render_pendulum_scripted(tmp_path):
     assert np.abs(frames[0].astype(int) - frames[-1]).sum() > 1000  # the rod moved, not only the label
 
 
+def test_render_pendulum_mp4_and_its_refusal_without_ffmpeg(tmp_path, monkeypatch):
+    """An MP4 has one frame per step and the rod moves; without imageio-ffmpeg the render is
+    refused up front, naming the package, and nothing is written."""
+    out = str(tmp_path / "pd.mp4")
+    r = policy.render_policy("Pendulum-v1", experts.SCRIPTED["Pendulum-v1"], out, jax.random.PRNGKey(2), max_steps=24)
+    frames = iio.imread(out, index=None, plugin="FFMPEG")
+    assert r["frames"] == 24 and frames.shape == (24, 240, 240, 3)
+    assert np.abs(frames[0].astype(int) - frames[-1]).sum() > 1000
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "imageio_ffmpeg" else real(name, *a))
+    with pytest.raises(ValueError, match="imageio-ffmpeg"):
+        policy.render_policy("Pendulum-v1", experts.SCRIPTED["Pendulum-v1"], str(tmp_path / "b.mp4"), max_steps=2)
+    assert sorted(os.listdir(tmp_path)) == ["pd.mp4"]
+
+
 @pytest.mark.parametrize("env_name, out", [("CartPole-v1", "a.html"), ("CartPole-v1", "a.txt"),
                                            ("brax/ant", "a.gif"), ("probe/constant", "a.gif")])
 def test_render_refuses_formats_the_env_cannot_make(env_name, out, tmp_path):
