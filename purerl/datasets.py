@@ -383,9 +383,60 @@ def policy_params(state):
     raise ValueError(f"{type(state).__name__} has no policy parameters purerl knows")
 
 
+def takes_dataset(module) -> bool:
+    """Whether `module.init`/`update` take a dataset: an offline algorithm's transitions
+    (`OFFLINE`) or an imitation algorithm's demonstrations (`DEMONSTRATIONS`)."""
+    return bool(getattr(module, "OFFLINE", False) or getattr(module, "DEMONSTRATIONS", False))
+
+
+def abstract_transitions(env: envs.Environment, size: int) -> buffers.Transition:
+    """The shapes and canonical dtypes (`to_host`) of a dataset of `size` transitions in `env`."""
+    obs = jax.ShapeDtypeStruct((size,) + tuple(env.obs_shape), jnp.float32)
+    action = jax.ShapeDtypeStruct((size,), jnp.int32) if env.discrete else \
+        jax.ShapeDtypeStruct((size,) + tuple(env.action_space.shape), jnp.float32)
+    flag = jax.ShapeDtypeStruct((size,), jnp.bool_)
+    return buffers.Transition(obs=obs, action=action, reward=jax.ShapeDtypeStruct((size,), jnp.float32),
+                              terminated=flag, truncated=flag, next_obs=obs)
+
+
+def abstract_init(module, config, num_seeds: int | None = None, dataset_size: int = 1):
+    """`jax.eval_shape` of `module.init(config, key)` (vmapped over `num_seeds` keys when given).
+    An algorithm that takes a dataset (`takes_dataset`) gets the shapes of one of `dataset_size`
+    transitions: a train state's shapes may depend on it (DAgger's aggregate), its parameters' do not."""
+    extra = (abstract_transitions(envs.make(config.env), dataset_size),) if takes_dataset(module) else ()
+    init = functools.partial(module.init, config)
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    if num_seeds is None:
+        return jax.eval_shape(init, key, *extra)
+    batched = jax.vmap(init, in_axes=(0,) + (None,) * len(extra))
+    return jax.eval_shape(batched, jax.ShapeDtypeStruct((num_seeds, 2), jnp.uint32), *extra)
+
+
+def acting(module, config, state):
+    """(the parameters `module.act` takes, the observation statistics the environment must
+    normalize with before `act`, or None). An offline algorithm's `policy(state)` (or
+    `policy(config, state)`) and DAgger's learner carry their dataset's statistics and normalize
+    inside `act`; an online policy with `normalize_obs` acts on observations normalized with the
+    running statistics of its environments (GAIL, AIRL and apprenticeship: those of the PPO inside)."""
+    import inspect
+
+    policy = getattr(module, "policy", None)
+    if getattr(module, "OFFLINE", False) and callable(policy):
+        params = policy(state) if len(inspect.signature(policy).parameters) == 1 else policy(config, state)
+    else:
+        params = policy_params(state)
+    if hasattr(params, "obs_mean") or not getattr(config, "normalize_obs", False):
+        return params, None
+    env_state = getattr(state, "env_state", None)
+    if env_state is None:
+        env_state = state.policy.env_state
+    return params, env_state.obs_stats
+
+
 def load_run(run_dir: str, seed_index: int = 0):
     """(algorithm module, config, the train state of seed `seed_index`) from the latest
-    checkpoint of the purerl run in `run_dir`."""
+    checkpoint of the purerl run in `run_dir` (an offline or imitation run's dataset is not
+    loaded: its size, in config.json, fixes the state's shapes)."""
     import orbax.checkpoint as ocp
 
     from purerl import algos
@@ -397,19 +448,19 @@ def load_run(run_dir: str, seed_index: int = 0):
     with open(path) as f:
         meta = json.load(f)
     module = algos.get(meta["algorithm"])
-    if getattr(module, "OFFLINE", False):
-        raise ValueError(f"--run {run_dir!r} trains the offline algorithm {meta['algorithm']!r}; collect from an "
-                         "online run")
     config = from_dict(module.Config, meta["config"])
     num_seeds = int(meta["options"]["num_seeds"])
     if not 0 <= seed_index < num_seeds:
         raise ValueError(f"seed_index={seed_index} is invalid: the run has seeds 0…{num_seeds - 1}")
+    size = int(meta.get("dataset", {}).get("transitions") or 0)
+    if takes_dataset(module) and size < 1:
+        raise ValueError(f"--run {run_dir!r}: its config.json records no dataset size (meta['dataset']"
+                         "['transitions']), which the train state's shapes need")
     manager = ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")))
     step = manager.latest_step()
     if step is None:
         raise ValueError(f"--run {run_dir!r} has no checkpoint yet")
-    abstract = jax.eval_shape(jax.vmap(functools.partial(module.init, config)),
-                              jax.ShapeDtypeStruct((num_seeds, 2), jnp.uint32))
+    abstract = abstract_init(module, config, num_seeds, max(size, 1))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
     restored = manager.restore(step, args=ocp.args.PyTreeRestore({"state": target}, partial_restore=True))
     states = restored["state"]
@@ -460,12 +511,12 @@ def collect(kind: str, steps: int, run: str | None = None, expert_run: str | Non
     ref_key, rand_key, data_key = jax.random.split(key, 3)
 
     def run_policy(module, config, state, deterministic):
-        act = functools.partial(module.act, config, policy_params(state), deterministic=deterministic)
-        obs_stats = state.env_state.obs_stats if getattr(config, "normalize_obs", False) else None
+        params, obs_stats = acting(module, config, state)
+        act = functools.partial(module.act, config, params, deterministic=deterministic)
         return (lambda obs, k: act(obs, k)), obs_stats
 
-    run_env = envs.make(env_name, normalize_obs=bool(getattr(expert_config, "normalize_obs", False)))
     expert_policy, expert_stats = run_policy(expert_module, expert_config, expert_state, True)
+    run_env = envs.make(env_name, normalize_obs=expert_stats is not None)
     expert_return = mean_return(run_env, expert_policy, ref_key, reference_episodes, expert_stats)
     random_return = mean_return(environment, random_policy(environment), rand_key, reference_episodes)
 
@@ -473,8 +524,8 @@ def collect(kind: str, steps: int, run: str | None = None, expert_run: str | Non
         module, config, state = load_run(run_dir, seed_index)
         if config.env != env_name:
             raise ValueError(f"--run {run_dir!r} trains on {config.env!r}, the expert run on {env_name!r}")
-        behaviour_env = envs.make(env_name, normalize_obs=bool(getattr(config, "normalize_obs", False)))
         policy, stats = run_policy(module, config, state, False)
+        behaviour_env = envs.make(env_name, normalize_obs=stats is not None)
         per_env = -(-steps // num_envs)
         data = jax.jit(lambda kk: rollout(behaviour_env, policy, kk, num_envs, per_env, stats))(k)
         return jax.tree.map(lambda x: np.asarray(x)[:steps], data), module, config

@@ -121,10 +121,8 @@ def from_run(run_dir: str, seed_index: int = 0, deterministic: bool = True) -> E
     from purerl import datasets
 
     module, config, state = datasets.load_run(run_dir, seed_index)
-    params = jax.tree.map(jnp.asarray, datasets.policy_params(state))
-    normalize = bool(getattr(config, "normalize_obs", False))
-    env = envs.make(config.env, normalize_obs=normalize)
-    stats = jax.tree.map(jnp.asarray, state.env_state.obs_stats)
+    params, stats = jax.tree.map(jnp.asarray, datasets.acting(module, config, state))
+    env = envs.make(config.env, normalize_obs=stats is not None)
 
     def act(obs, key):
         return module.act(config, params, env.normalize(stats, obs), key, deterministic=deterministic)

@@ -14,8 +14,11 @@ An exported `.npz` holds every parameter leaf of the acting parameters under its
 `load_policy` rebuilds the parameter structure from the algorithm's `init` with
 `jax.eval_shape` and checks every key path and shape against the file.
 
-Algorithms whose `act` takes one more argument (DIAYN's skill, PCGrad's task), those without
-an `act` (bandits, AlphaZero's search) and offline algorithms are refused with a ValueError
+Offline and imitation runs are taken too: their train state's shapes come from the dataset size
+in config.json (the dataset itself is not read), and a policy that normalizes with its dataset's
+statistics (BC, CQL, IQL, TD3+BC, AWR, DAgger) carries them among its parameters
+(`datasets.acting`). Algorithms whose `act` takes one more argument (DIAYN's skill, PCGrad's
+task) and those without an `act` (bandits, AlphaZero's search) are refused with a ValueError
 naming them and the supported ones (`supported_algorithms`).
 `eval_main` and `export_main` are the `purerl eval` and `purerl export` commands.
 """
@@ -85,10 +88,6 @@ def pick_seed(run_dir: str, seed: int | None = None, best: bool = False) -> int:
 def _check_act(module, name: str) -> None:
     """Refuse, naming the reason, an algorithm whose policy is not `act(config, params, obs, key)`."""
     act = getattr(module, "act", None)
-    if getattr(module, "OFFLINE", False):
-        raise ValueError(f"algorithm {name!r} is offline: eval and export take online runs (an offline run's "
-                         f"policy normalizes with its dataset's statistics); supported: "
-                         f"{', '.join(supported_algorithms())}")
     if act is None:
         raise ValueError(f"algorithm {name!r} is not supported: it has no act (its policy is a search or a "
                          f"bandit rule, not a network); supported: {', '.join(supported_algorithms())}")
@@ -109,7 +108,7 @@ def supported_algorithms() -> list[str]:
     for name in sorted(algos.ALGORITHMS):
         try:
             module = algos.get(name)
-            if getattr(module, "OFFLINE", False) or getattr(module, "act", None) is None:
+            if getattr(module, "act", None) is None:
                 continue
             required = [p for p in inspect.signature(module.act).parameters.values() if p.default is p.empty]
             if len(required) == 4:
@@ -120,8 +119,9 @@ def supported_algorithms() -> list[str]:
 
 
 def _raw_act(module, config, params, stats, deterministic: bool):
-    """act(raw obs, key) -> action of `params`, normalizing with the frozen `stats` if the config does."""
-    env = envs.make(config.env, normalize_obs=bool(getattr(config, "normalize_obs", False)))
+    """act(raw obs, key) -> action of `params`, normalizing with the frozen `stats` unless they are
+    None (no normalization, or `act` normalizes with its dataset's statistics itself)."""
+    env = envs.make(config.env, normalize_obs=stats is not None)
 
     def act(obs, key):
         return module.act(config, params, env.normalize(stats, obs), key, deterministic=deterministic)
@@ -139,12 +139,11 @@ def load_run_policy(run_dir: str, seed: int | None = None, best: bool = False, d
     name = run_info(run_dir)["algorithm"]
     _check_act(algos.get(name), name)
     module, config, state = datasets.load_run(run_dir, index)
-    params = jax.tree.map(jnp.asarray, datasets.policy_params(state))
-    stats = jax.tree.map(jnp.asarray, state.env_state.obs_stats)
+    params, stats = jax.tree.map(jnp.asarray, datasets.acting(module, config, state))
     act = _raw_act(module, config, params, stats, deterministic)
-    normalize = bool(getattr(config, "normalize_obs", False))
     act.env, act.algorithm, act.config, act.seed, act.module = config.env, name, config, index, module
-    act.params, act.obs_stats, act.deterministic = params, stats if normalize else None, deterministic
+    act.params, act.obs_stats, act.deterministic = params, stats, deterministic
+    act.dataset_size = int(run_info(run_dir).get("dataset", {}).get("transitions") or 0) or None
     act.train_rng = state.rng if hasattr(state, "rng") else None
     return act
 
@@ -173,10 +172,9 @@ def evaluate_run(run_dir: str, seed: int | None = 0, best: bool = False, episode
         raise ValueError(f"episodes={episodes!r} is invalid: must be an integer ≥ 1")
     policy = load_run_policy(run_dir, None if best else seed, best, deterministic)
     config, module = policy.config, policy.module
-    normalize = bool(getattr(config, "normalize_obs", False))
-    env = envs.make(config.env, normalize_obs=normalize)
+    stats = policy.obs_stats  # None unless the environment normalizes the policy's observations
+    env = envs.make(config.env, normalize_obs=stats is not None)
     act = functools.partial(module.act, config, policy.params, deterministic=deterministic)
-    stats = policy.obs_stats  # None unless the run normalized observations
     key = jax.random.PRNGKey(key_seed) if key is None else key
     returns = np.asarray(jax.jit(lambda k: evaluate(env, act, k, episodes, stats))(key), np.float64)
     return {"run_dir": run_dir, "algorithm": policy.algorithm, "env": config.env, "seed": policy.seed,
@@ -390,6 +388,8 @@ def export_policy(run_dir: str, out_path: str, seed: int | None = 0, best: bool 
     policy = load_run_policy(run_dir, None if best else seed, best)
     meta = {"format": FORMAT, "version": VERSION, "algorithm": policy.algorithm, "config": to_dict(policy.config),
             "env": policy.env, "seed": policy.seed, "purerl_version": importlib.metadata.version("purerl")}
+    if policy.dataset_size:
+        meta["dataset_transitions"] = policy.dataset_size  # an offline or imitation run's (for `abstract_init`)
     if policy.obs_stats is not None:
         meta["obs_stats"] = {f.name: np.asarray(getattr(policy.obs_stats, f.name)).tolist()
                              for f in dataclasses.fields(policy.obs_stats)}
@@ -420,8 +420,8 @@ def load_policy(path: str, deterministic: bool = True):
     module = algos.get(meta["algorithm"])
     _check_act(module, meta["algorithm"])
     config = from_dict(module.Config, meta["config"])
-    abstract = datasets.policy_params(jax.eval_shape(functools.partial(module.init, config),
-                                                     jax.ShapeDtypeStruct((2,), jnp.uint32)))
+    abstract_state = datasets.abstract_init(module, config, dataset_size=int(meta.get("dataset_transitions", 1)))
+    abstract = datasets.acting(module, config, abstract_state)[0]
     paths, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     names = [jax.tree_util.keystr(p) for p, _ in paths]
     if set(names) != set(arrays):

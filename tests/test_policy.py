@@ -212,7 +212,7 @@ def test_render_brax_html(tmp_path):
 
 
 @pytest.mark.parametrize("name, words", [("pcgrad", "takes task"), ("diayn", "takes skill"), ("bandits", "no act"),
-                                         ("bc", "offline"), ("iql", "offline")])
+                                         ("alphazero", "no act")])
 def test_algorithms_without_a_single_policy_are_refused(name, words):
     from purerl import algos
 
@@ -222,3 +222,53 @@ def test_algorithms_without_a_single_policy_are_refused(name, words):
     for ok in ("ppo", "trpo", "sac", "dqn"):  # trpo's act names its params policy_params
         policy._check_act(algos.get(ok), ok)
         assert ok in policy.supported_algorithms()
+
+
+@pytest.fixture(scope="module")
+def dataset_runs(tmp_path_factory):
+    """Runs whose `init` takes a dataset: DAgger and GAIL (normalized observations) from one
+    scripted CartPole demonstration, BC (offline) on the same transitions."""
+    from purerl import cli
+    from purerl.algos import bc, dagger, gail
+
+    root = tmp_path_factory.mktemp("dataset_runs")
+    demos = str(root / "demos")
+    assert cli.main(["collect", "--kind", "expert", "--expert", "scripted", "--env", "CartPole-v1", "--episodes", "1",
+                     "--out", demos]) == 0
+    opts = dict(runs_dir=str(root), progress=False, plot=False, num_seeds=2)
+    configs = {
+        "dagger": dagger.Config(env="CartPole-v1", dataset=demos, num_rounds=2, num_envs=2, rollout_steps=10, steps_per_update=5,
+                                hidden_sizes=(8,), eval_episodes=2),
+        "gail": gail.Config(env="CartPole-v1", dataset=demos, total_timesteps=4 * 16 * 4, num_envs=4, num_steps=16, num_minibatches=2,
+                            update_epochs=1, hidden_sizes=(8,), disc_hidden_sizes=(8,), disc_batch_size=32,
+                            normalize_obs=True, eval_every=2, eval_episodes=2),
+        "bc": bc.Config(env="CartPole-v1", dataset=demos, num_gradient_steps=20, steps_per_update=10, batch_size=32, hidden_sizes=(8,),
+                        eval_episodes=2),
+    }
+    for name, config in configs.items():
+        run.train(name, config, run.RunOptions(run_name=name, **opts))
+    return {name: str(root / name) for name in configs}
+
+
+def test_offline_and_imitation_runs_evaluate_and_export(dataset_runs, tmp_path):
+    """A run whose train state was built from a dataset loads from its checkpoint alone (the shapes
+    from the dataset size in config.json), evaluates to its own final evaluation, and exports a
+    policy that acts like it: the statistics of a self-normalizing policy (DAgger, BC) travel in its
+    parameters, GAIL's running statistics (those of the PPO inside) as obs_stats."""
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (64, 4), minval=-2.0, maxval=2.0)
+    for name, run_dir in dataset_runs.items():
+        assert name in policy.supported_algorithms()
+        for seed, final in enumerate(_finals(run_dir)):
+            _, config, state = datasets.load_run(run_dir, seed)
+            r = policy.evaluate_run(run_dir, seed, episodes=config.eval_episodes,
+                                    key=jax.random.fold_in(state.rng, 0x5EED))
+            assert r["mean"] == pytest.approx(final, rel=1e-5, abs=1e-4), name
+        out = str(tmp_path / f"{name}.npz")
+        meta = policy.export_policy(run_dir, out, seed=1)
+        assert ("obs_stats" in meta) == (name == "gail"), name
+        loaded, reference = policy.load_policy(out), experts.from_run(run_dir, 1)
+        assert (loaded.obs_stats is None) == (name != "gail")
+        np.testing.assert_array_equal(np.asarray(jax.jit(loaded)(obs, jax.random.PRNGKey(2))),
+                                      np.asarray(jax.jit(reference)(obs, jax.random.PRNGKey(2))), err_msg=name)
+    dagger_policy = policy.load_run_policy(dataset_runs["dagger"], seed=1)
+    assert float(np.abs(dagger_policy.params.obs_mean).sum()) > 0  # the demonstrations' statistics
