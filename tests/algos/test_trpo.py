@@ -289,13 +289,13 @@ def test_learns_acrobot():
 
 @pytest.mark.learning
 def test_learns_pendulum_continuous():
-    # preset: γ 0.9, observation normalization, δ 0.02, trained 307,200 steps per seed (150
-    # updates; the preset's 200k left one key set at −412). Measured in one vmap over all
-    # 24 keys (jax 0.9.2, AMD EPYC),
-    # mean over 8 seeds: −245.3, −270.4 and −295.9 for key sets PRNGKey(0) (this test's), (1)
-    # and (2); random play ≈ −1200, the RL Zoo's TRPO with gSDE exploration ≈ −170. Level −400.
-    returns = _learn(trpo.Config.for_env("Pendulum-v1", total_timesteps=307_200))
-    assert returns[:, -1].mean() >= -400.0, returns[:, -1].mean(axis=-1)
+    # preset: γ 0.9, observation normalization, δ 0.02, critic step size 3e-3, 200k steps per
+    # seed. Measured in one vmapped sweep (jax 0.9.2, AMD EPYC), mean over 8 seeds: −190.9,
+    # −184.7 and −171.8 for key sets PRNGKey(0) (this test's), (1) and (2); random play ≈ −1200,
+    # the RL Zoo's TRPO with gSDE exploration ≈ −170. Level −300 (it was −400 at 307,200 steps
+    # with the critic step size 1e-3).
+    returns = _learn(trpo.Config.for_env("Pendulum-v1"))
+    assert returns[:, -1].mean() >= -300.0, returns[:, -1].mean(axis=-1)
 
 
 # ----------------------------------------------------------------------------- brax
