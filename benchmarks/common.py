@@ -34,7 +34,8 @@ def hardware() -> dict:
 def learning_run(algo: str, config, num_seeds: int, threshold: float | None = None, seed: int = 0) -> dict:
     """Train `num_seeds` seeds through `purerl.run.train` and report what the README's
     algorithm table shows: final return across seeds (mean, IQM, 95% CI), env steps for
-    the mean over seeds to first reach `threshold`, compile seconds, env-steps/s."""
+    the mean over seeds to first reach `threshold`, compile seconds, env-steps/s, and the
+    per-seed learning curve (`benchmarks/learning_curves.py` draws it)."""
     from purerl.run import RunOptions, train
 
     with tempfile.TemporaryDirectory() as runs_dir:
@@ -53,6 +54,9 @@ def learning_run(algo: str, config, num_seeds: int, threshold: float | None = No
         "compile_seconds": result.timing["compile_seconds"],
         "run_seconds": result.timing["run_seconds"],
         "env_steps_per_second": result.timing["env_steps_per_second"],
+        # the learning curve: each seed's mean evaluation return at each evaluation (NaN: diverged)
+        "curve": {"env_steps": [int(x) for x in result.env_steps],
+                  "per_seed_return": np.round(np.nanmean(result.eval_returns, axis=-1), 3).tolist()},
     }
 
 

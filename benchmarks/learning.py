@@ -7,6 +7,7 @@ env-steps/s (and gradient-updates/s for off-policy algorithms).
     python benchmarks/learning.py onpolicy     # → benchmarks/results/learning_onpolicy.json
     python benchmarks/learning.py offpolicy    # → benchmarks/results/learning_offpolicy.json
     python benchmarks/learning.py onpolicy --algos ppo a2c --envs CartPole-v1 --seeds 8
+    python benchmarks/learning_curves.py       # → one IQM-curve figure per environment
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main():
     parser.add_argument("family", choices=sorted(FAMILIES))
     parser.add_argument("--algos", nargs="*")
     parser.add_argument("--envs", nargs="*")
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=16)  # rliable: ≥ 10 for IQM CIs
     args = parser.parse_args()
     family = FAMILIES[args.family]
     rows, failures = [], []

@@ -1,0 +1,76 @@
+"""One figure per environment from the learning benchmarks' JSON: every algorithm's IQM learning
+curve over seeds with its 95% stratified-bootstrap CI band (rliable, via `purerl.compare`), env
+steps per seed on a log axis (the presets' budgets differ by 100×).
+
+    python benchmarks/learning_curves.py   # → benchmarks/results/learning_curves_<env>.png
+
+Rows measured before the benchmark saved curves (no "curve" entry) are left out and named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import RESULTS_DIR  # noqa: E402
+from benchmarks.readme_table import ORDER  # noqa: E402
+from purerl import compare  # noqa: E402
+from purerl.report import atomic_write  # noqa: E402
+
+
+def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str]]:
+    by_env, missing = {}, []
+    for family in ("onpolicy", "offpolicy"):
+        path = os.path.join(RESULTS_DIR, f"learning_{family}.json")
+        rows = json.load(open(path))["rows"] if os.path.exists(path) else []
+        for r in rows:
+            if "curve" not in r:
+                missing.append(f"{r['algorithm']} · {r['env']}")
+                continue
+            curves = np.asarray(r["curve"]["per_seed_return"], np.float64)
+            label = f"{r['algorithm']} ({r['num_seeds']} seeds)"
+            by_env.setdefault(r["env"], []).append(compare.Entry(
+                label, "", r["algorithm"], r["env"], np.asarray(r["curve"]["env_steps"]), curves, curves[:, -1],
+                "env steps", None))
+    for entries in by_env.values():
+        entries.sort(key=lambda e: ORDER.index(e.algorithm) if e.algorithm in ORDER else 99)
+    return by_env, missing
+
+
+def plot(env: str, entries: list[compare.Entry]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in entries:
+        steps, point, ci, used = compare.curve_iqm(e)
+        if used:
+            line, = ax.plot(steps, point, label=e.label)
+            ax.fill_between(steps, ci[0], ci[1], alpha=0.2, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("env steps per seed (log scale)")
+    ax.set_ylabel("IQM evaluation return (95% CI)")
+    ax.set_title(f"every algorithm's preset · {env}", fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    return compare._figure_bytes(fig)
+
+
+def main():
+    by_env, missing = entries_by_env()
+    for env, entries in sorted(by_env.items()):
+        path = os.path.join(RESULTS_DIR, f"learning_curves_{env}.png")
+        atomic_write(path, plot(env, entries))
+        print(f"saved {path} ({', '.join(e.algorithm for e in entries)})")
+    if missing:
+        print(f"no curve saved (measured before curves were recorded): {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    main()
