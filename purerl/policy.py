@@ -136,14 +136,15 @@ def load_run_policy(run_dir: str, seed: int | None = None, best: bool = False, d
     from purerl import algos, datasets
 
     index = pick_seed(run_dir, seed, best)
-    name = run_info(run_dir)["algorithm"]
+    meta = run_info(run_dir)
+    name = meta["algorithm"]
     _check_act(algos.get(name), name)
     module, config, state = datasets.load_run(run_dir, index)
     params, stats = jax.tree.map(jnp.asarray, datasets.acting(module, config, state))
     act = _raw_act(module, config, params, stats, deterministic)
     act.env, act.algorithm, act.config, act.seed, act.module = config.env, name, config, index, module
     act.params, act.obs_stats, act.deterministic = params, stats, deterministic
-    act.dataset_size = int(run_info(run_dir).get("dataset", {}).get("transitions") or 0) or None
+    act.dataset_size = int(meta.get("dataset", {}).get("transitions") or 0) or None  # offline / imitation
     act.train_rng = state.rng if hasattr(state, "rng") else None
     return act
 

@@ -237,13 +237,13 @@ def dataset_runs(tmp_path_factory):
                      "--out", demos]) == 0
     opts = dict(runs_dir=str(root), progress=False, plot=False, num_seeds=2)
     configs = {
-        "dagger": dagger.Config(env="CartPole-v1", dataset=demos, num_rounds=2, num_envs=2, rollout_steps=10, steps_per_update=5,
-                                hidden_sizes=(8,), eval_episodes=2),
-        "gail": gail.Config(env="CartPole-v1", dataset=demos, total_timesteps=4 * 16 * 4, num_envs=4, num_steps=16, num_minibatches=2,
-                            update_epochs=1, hidden_sizes=(8,), disc_hidden_sizes=(8,), disc_batch_size=32,
-                            normalize_obs=True, eval_every=2, eval_episodes=2),
-        "bc": bc.Config(env="CartPole-v1", dataset=demos, num_gradient_steps=20, steps_per_update=10, batch_size=32, hidden_sizes=(8,),
-                        eval_episodes=2),
+        "dagger": dagger.Config(env="CartPole-v1", dataset=demos, num_rounds=2, num_envs=2, rollout_steps=10,
+                                steps_per_update=5, hidden_sizes=(8,), eval_episodes=2),
+        "gail": gail.Config(env="CartPole-v1", dataset=demos, total_timesteps=4 * 16 * 4, num_envs=4, num_steps=16,
+                            num_minibatches=2, update_epochs=1, hidden_sizes=(8,), disc_hidden_sizes=(8,),
+                            disc_batch_size=32, normalize_obs=True, eval_every=2, eval_episodes=2),
+        "bc": bc.Config(env="CartPole-v1", dataset=demos, num_gradient_steps=20, steps_per_update=10, batch_size=32,
+                        hidden_sizes=(8,), eval_episodes=2),
     }
     for name, config in configs.items():
         run.train(name, config, run.RunOptions(run_name=name, **opts))
@@ -268,6 +268,11 @@ def test_offline_and_imitation_runs_evaluate_and_export(dataset_runs, tmp_path):
         assert ("obs_stats" in meta) == (name == "gail"), name
         loaded, reference = policy.load_policy(out), experts.from_run(run_dir, 1)
         assert (loaded.obs_stats is None) == (name != "gail")
+        run_params = policy.load_run_policy(run_dir, seed=1).params  # every leaf, statistics included
+        leaves, expected = jax.tree.leaves(loaded.params), jax.tree.leaves(run_params)
+        assert len(leaves) == len(expected) and len(leaves) > 2, name
+        for got, want in zip(leaves, expected):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
         np.testing.assert_array_equal(np.asarray(jax.jit(loaded)(obs, jax.random.PRNGKey(2))),
                                       np.asarray(jax.jit(reference)(obs, jax.random.PRNGKey(2))), err_msg=name)
     dagger_policy = policy.load_run_policy(dataset_runs["dagger"], seed=1)
