@@ -441,6 +441,7 @@ def load_run(run_dir: str, seed_index: int = 0):
 
     from purerl import algos
     from purerl.config import from_dict
+    from purerl.run import checkpoint_tree, from_checkpoint_tree
 
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
@@ -462,8 +463,9 @@ def load_run(run_dir: str, seed_index: int = 0):
         raise ValueError(f"--run {run_dir!r} has no checkpoint yet")
     abstract = abstract_init(module, config, num_seeds, max(size, 1))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
-    restored = manager.restore(step, args=ocp.args.PyTreeRestore({"state": target}, partial_restore=True))
-    states = restored["state"]
+    restored = manager.restore(step, args=ocp.args.PyTreeRestore({"state": checkpoint_tree(target)},
+                                                                  partial_restore=True))
+    states = from_checkpoint_tree(restored["state"], target)
     state = jax.tree.map(lambda x: np.asarray(x)[seed_index], states)
     return module, config, state
 

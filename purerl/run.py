@@ -670,15 +670,29 @@ def _checkpoint_manager(run_dir: str):
                                  options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
 
+def checkpoint_tree(tree):
+    """`tree` as orbax can save it: orbax refuses arrays of zero size, which carry no data but
+    occur in states (a Brax MJX state's `pipeline_state.act` where the model has no actuator
+    activations, say). Each is saved as a 0-d placeholder of its dtype; `from_checkpoint_tree`
+    rebuilds it from the target's shapes."""
+    return jax.tree.map(lambda x: np.zeros((), x.dtype) if x.size == 0 else x, tree)
+
+
+def from_checkpoint_tree(restored, target):
+    """The restored `checkpoint_tree(target)` with `target`'s zero-size arrays put back."""
+    return jax.tree.map(lambda x, t: np.zeros(t.shape, t.dtype) if t.size == 0 else x, restored, target)
+
+
 def _restore(r: _Run, manager) -> None:
     """Load the latest checkpoint's host copies into `r` (none yet: start from the beginning)."""
     import orbax.checkpoint as ocp
 
     if manager.latest_step() is None:
         return
-    restored = manager.restore(manager.latest_step(),
-                               args=ocp.args.StandardRestore({"state": r.host_states, "history": r.history}))
-    r.host_states, r.history = jax.tree.map(np.array, (restored["state"], restored["history"]))
+    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
+        {"state": checkpoint_tree(r.host_states), "history": r.history}))
+    states, r.history = jax.tree.map(np.array, (restored["state"], restored["history"]))
+    r.host_states = from_checkpoint_tree(states, r.host_states)
     chunk, block = (int(v) for v in r.history["position"])
     if not (chunk < len(r.chunks) and block < r.n_blocks or (chunk, block) == (len(r.chunks), 0)):
         raise ValueError(f"cannot resume {r.run_dir!r}: its checkpoint is at chunk {chunk}, block {block}, "
@@ -786,7 +800,8 @@ def _checkpoint(r: _Run, manager, states, seeds: list, position: list, step: int
     for host_leaf, leaf in zip(jax.tree.leaves(r.host_states), jax.tree.leaves(_to_host(states))):
         host_leaf[seeds] = leaf[: len(seeds)]
     r.history["position"] = np.array(position, np.int64)
-    manager.save(step, args=ocp.args.StandardSave({"state": r.host_states, "history": r.history}), force=True)
+    manager.save(step, args=ocp.args.StandardSave({"state": checkpoint_tree(r.host_states), "history": r.history}),
+                 force=True)
     manager.wait_until_finished()
 
 

@@ -204,11 +204,32 @@ def test_cli_eval_and_export(runs, tmp_path, capsys):
 
 
 @pytest.mark.brax
-def test_render_brax_html(tmp_path):
-    out = str(tmp_path / "ip.html")
-    env = envs.make("brax/inverted_pendulum")
-    r = policy.render_policy("brax/inverted_pendulum", datasets.random_policy(env), out, max_steps=10)
-    assert r["frames"] == min(10, r["length"]) and "<html" in open(out).read().lower()
+def test_brax_run_evaluates_renders_and_exports(tmp_path, capsys):
+    """A trained Brax (MJX) run end to end through the CLI: the runner checkpoints its state (zero-size
+    MJX arrays included), `purerl eval` evaluates and renders the same episode to Brax's HTML viewer,
+    `purerl export` → `load_policy` acts like the run's own policy."""
+    from purerl import cli
+
+    config = ppo.Config(env="brax/inverted_pendulum", num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2,
+                        num_minibatches=2, update_epochs=1, hidden_sizes=(16,), eval_every=2, eval_episodes=1)
+    run.train("ppo", config, run.RunOptions(num_seeds=1, run_name="ip", runs_dir=str(tmp_path), progress=False,
+                                            plot=False))
+    run_dir, html, out = str(tmp_path / "ip"), str(tmp_path / "ip.html"), str(tmp_path / "ip.npz")
+    capsys.readouterr()  # the run's own table
+    assert cli.main(["eval", run_dir, "--episodes", "1", "--render", html]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("Failed to import")]  # MJX's warp
+    assert lines[0].startswith("ppo on brax/inverted_pendulum, seed 0") and lines[1].startswith("episode 0: return ")
+    frames, episode_return = lines[3].split("(")[1].split(" frames, episode return ")
+    assert lines[3].startswith(f"rendered: {html} (") and float(episode_return.rstrip(")")) == float(
+        lines[1].split()[-1])  # the rendered episode is the evaluated one (same key, deterministic)
+    page = open(html).read()
+    assert "<html" in page.lower() and 1 <= int(frames) <= 1000
+
+    assert cli.main(["export", run_dir, out]) == 0 and out in capsys.readouterr().out
+    loaded, own = purerl.load_policy(out), policy.load_run_policy(run_dir, 0)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    np.testing.assert_array_equal(loaded(obs, jax.random.PRNGKey(2)), own(obs, jax.random.PRNGKey(2)))
+    assert loaded.env == "brax/inverted_pendulum" and sorted(os.listdir(tmp_path)) == ["ip", "ip.html", "ip.npz"]
 
 
 @pytest.mark.parametrize("name, words", [("pcgrad", "takes task"), ("diayn", "takes skill"), ("bandits", "no act"),

@@ -60,6 +60,25 @@ def test_resume_reaches_the_same_parameters(uninterrupted, tmp_path):
     np.testing.assert_array_equal(uninterrupted.eval_returns, resumed.eval_returns)
 
 
+def test_checkpoints_keep_zero_size_arrays(tmp_path):
+    """orbax refuses zero-size arrays (a Brax MJX state has some): the runner's checkpoint tree saves
+    each as a 0-d placeholder and the restore puts the empty array back, the rest bit for bit."""
+    import orbax.checkpoint as ocp
+
+    tree = {"act": np.zeros((3, 0), np.float32), "qpos": np.arange(6, dtype=np.float32).reshape(3, 2),
+            "step": np.array([1, 2, 3], np.int32)}
+    manager = ocp.CheckpointManager(str(tmp_path / "ckpt"), options=ocp.CheckpointManagerOptions(create=True))
+    with pytest.raises(ValueError, match="zero size"):
+        manager.save(0, args=ocp.args.StandardSave(tree), force=True)
+    manager.save(1, args=ocp.args.StandardSave(run.checkpoint_tree(tree)), force=True)
+    manager.wait_until_finished()
+    target = jax.tree.map(np.zeros_like, tree)
+    restored = manager.restore(1, args=ocp.args.StandardRestore(run.checkpoint_tree(target)))
+    back = run.from_checkpoint_tree(jax.tree.map(np.asarray, restored), target)
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), back) == jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+    assert _leaves_equal(back, tree)
+
+
 def test_existing_run_is_never_overwritten(uninterrupted):
     before = open(os.path.join(uninterrupted.run_dir, "results.json")).read()
     runs_dir, name = os.path.split(uninterrupted.run_dir)
