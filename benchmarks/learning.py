@@ -38,6 +38,16 @@ def supports(module, env: str) -> bool:
         return False
 
 
+def _merge_and_save(family: str, rows: list[dict], failures: list[dict]) -> None:
+    """Merge into the family's results file (rows measured now replace the same (algorithm, env)).
+    Called after every row, so a crash later in the family keeps the rows measured so far."""
+    path = os.path.join(RESULTS_DIR, f"learning_{family}.json")
+    old = json.load(open(path)) if os.path.exists(path) else {"rows": []}
+    fresh = {(r["algorithm"], r["env"]) for r in rows}
+    merged = [r for r in old["rows"] if (r["algorithm"], r["env"]) not in fresh] + rows
+    save(f"learning_{family}", {"rows": merged, "failures": failures})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("family", choices=sorted(FAMILIES))
@@ -46,6 +56,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=16)  # rliable: ≥ 10 for IQM CIs
     args = parser.parse_args()
     family = FAMILIES[args.family]
+    command = "python benchmarks/learning.py " + " ".join(sys.argv[1:])
     rows, failures = [], []
     for name in args.algos or family["algos"]:
         if name not in algos.ALGORITHMS:
@@ -66,20 +77,13 @@ def main():
             if grad is not None:
                 row["gradient_updates_per_second"] = (row["env_steps_per_second"] / config.env_steps_per_update
                                                       * grad)
+            row["command"], row["hardware"] = command, hardware()
             rows.append(row)
             print_rows([row])
+            _merge_and_save(args.family, rows, failures)
     print()
     print_rows(rows)
-    # Merge into the family's results file: rows measured now replace the same (algorithm, env).
-    path = os.path.join(RESULTS_DIR, f"learning_{args.family}.json")
-    old = json.load(open(path)) if os.path.exists(path) else {"rows": []}
-    command = "python benchmarks/learning.py " + " ".join(sys.argv[1:])
-    for row in rows:
-        row["command"] = command
-        row["hardware"] = hardware()
-    fresh = {(r["algorithm"], r["env"]) for r in rows}
-    merged = [r for r in old["rows"] if (r["algorithm"], r["env"]) not in fresh] + rows
-    save(f"learning_{args.family}", {"rows": merged, "failures": failures})
+    _merge_and_save(args.family, rows, failures)
 
 
 if __name__ == "__main__":
