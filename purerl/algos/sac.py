@@ -144,12 +144,25 @@ class Config:
 
 
 # Per-environment settings (see tests/algos/test_sac.py for what they reach).
+#
+# CartPole-v1 (discrete SAC): 1,562 updates of 8 envs × 8 steps (99,968 env steps), 8 gradient
+# steps of 64 transitions each (12,376 in all). The earlier preset (40k steps, τ = 0.005, γ = 0.99,
+# lr 1e-3, raw observations) plateaued near 266 and got worse when trained longer: with
+# τ(1 − γ) = 5e-5 per gradient step the target critics need ~20k gradient steps to propagate
+# returns over the episode (a 100k-step run at τ = 0.005 ended with mean Q ≈ 29, not ~100), so the
+# critic stayed myopic: every failure of the greedy policy was the cart drifting past |x| = 2.4
+# about 300 steps in.
+# A fast target (τ = 0.2), a long horizon (γ = 0.999), normalized observations and more, smaller
+# gradient steps fix that. Measured with the test's call (8 seeds in one vmap, jax 0.9.2, 2-core
+# AMD EPYC), mean final greedy return per key set jax.random.split(PRNGKey(k), 8), k = 0, 1, 2, 3:
+# 500.0, 494.3, 471.7, 500.0 (IQM 500.0 on each; 1 seed of 32 below 450, at 273.5).
 PRESETS: dict[str, dict[str, Any]] = {
     "Pendulum-v1": dict(total_timesteps=20_000, buffer_size=20_000, learning_rate=1e-3, hidden_sizes=(64, 64),
                         batch_size=128, eval_every=1_000),
-    "CartPole-v1": dict(total_timesteps=40_000, num_envs=4, steps_per_update=4, gradient_steps=2,
-                        buffer_size=40_000, learning_starts=1_000, batch_size=128, hidden_sizes=(64, 64),
-                        learning_rate=1e-3, target_entropy_ratio=0.1, eval_every=250),
+    "CartPole-v1": dict(total_timesteps=100_000, num_envs=8, steps_per_update=8, gradient_steps=8,
+                        buffer_size=100_000, learning_starts=1_000, batch_size=64, hidden_sizes=(64, 64),
+                        normalize_obs=True, learning_rate=8e-4, gamma=0.999, tau=0.2, target_entropy_ratio=0.1,
+                        eval_every=200),
 }
 
 

@@ -207,15 +207,17 @@ def test_learns_pendulum():
 
 @pytest.mark.learning
 def test_discrete_sac_learns_cartpole():
-    """8 seeds of the discrete-SAC CartPole-v1 preset (40k env steps each, 5k gradient steps):
-    mean final greedy return ≥ 200 (random play scores about 22). Measured in one vmap over
-    all 24 keys (jax 0.9.2, AMD EPYC): 262.2, 257.8 and 264.7 for key sets PRNGKey(0) (this test's), (1) and (2); no seed below 218."""
+    """8 seeds of the discrete-SAC CartPole-v1 preset (99,968 env steps each, 12,376 gradient steps):
+    mean final greedy return ≥ 400 (random play scores about 22; the maximum is 500). Measured with
+    this exact 8-seed call (jax 0.9.2, 2-core AMD EPYC), per key set jax.random.split(PRNGKey(k), 8):
+    500.0 (k = 0, this test's), 494.3 (k = 1), 471.7 (k = 2) and 500.0 (k = 3); IQM 500.0 on each,
+    one seed of the 32 below 450 (273.5, k = 2)."""
     config = sac.Config.for_env("CartPole-v1")
     _, networks = sac._networks(config)
     assert networks.discrete
     _, _, returns = jax.jit(jax.vmap(sac.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 8))
     final = np.asarray(returns[:, -1]).mean(axis=-1)
-    assert final.mean() >= 200, final
+    assert final.mean() >= 400, final
 
 
 # ----------------------------------------------------------------------------- brax
