@@ -131,6 +131,20 @@ def test_cartpole_learns():
     assert float(eval_returns[:, -1].mean()) >= 400.0
 
 
+@pytest.mark.learning
+def test_pendulum_learns_with_the_expected_q_baseline():
+    """Pendulum-v1, the preset: 8 seeds vmapped, 8 envs × 125,000 updates = 1M env steps per seed,
+    actor_baseline="expected_q" (eq. 4 with b(s) = E_a Q(s, a)), actor lr 5e-5, γ 0.95. Measured
+    with this exact call (jax 0.9.2, idle 2-core AMD EPYC, 58–79 s with compilation), mean final
+    deterministic-evaluation return per key set jax.random.split(PRNGKey(k), 8): −196.7 (k = 0, this
+    test's), −209.2, −205.8, −190.9 (k = 1, 2, 3); worst seed −427.7. Random play scores about
+    −1200, the preset without the baseline −1059. Threshold −300."""
+    config = ac.Config.for_env("Pendulum-v1")
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    _, _, eval_returns = jax.jit(jax.vmap(ac.train, in_axes=(None, 0)))(config, keys)
+    assert float(eval_returns[:, -1].mean()) >= -300.0
+
+
 # ----------------------------------------------------------------------------- contract
 def test_vmap_over_seeds_and_sweep_a_float_field():
     from purerl.config import sweep_axes
