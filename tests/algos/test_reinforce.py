@@ -286,11 +286,52 @@ def test_vmap_over_seeds_and_sweep_a_float_field():
     assert metrics["loss/policy"].shape == (2, 10)
 
 
+def test_clip_by_global_norm_scales_to_the_limit_and_zero_disables():
+    grads = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([[4.0]])}  # global norm 5
+
+    def clipped(max_norm):
+        return reinforce.clip_by_global_norm(max_norm).update(grads, None)[0]
+
+    np.testing.assert_allclose(clipped(1.0)["a"], [0.6, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped(1.0)["b"], [[0.8]], rtol=1e-6)
+    for max_norm in (0.0, 5.0, 10.0):  # off, at the limit, below the limit: unchanged
+        assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), clipped(max_norm), grads))
+    swept = jax.vmap(clipped)(jnp.array([0.0, 2.5]))  # a traced (swept) limit
+    np.testing.assert_allclose(swept["a"][:, 0], [3.0, 1.5], rtol=1e-6)
+
+
+def test_max_grad_norm_clips_the_update_and_default_is_unclipped():
+    """Adam's first moment after one step is (1 − β₁)·g: its global norm is 0.1·‖g‖ without
+    clipping (the logged, unclipped norm) and 0.1·max_grad_norm when clipping binds, for the
+    policy and V_φ alike."""
+    from optax import global_norm
+
+    base = reinforce.Config(env="probe/observation", baseline="value", num_envs=4, total_timesteps=4 * 10)
+
+    def first_moments(config):
+        state, metrics = jax.jit(functools.partial(reinforce.update, config))(reinforce.init(config, jax.random.PRNGKey(3)))
+        mu = {k: global_norm(state.opt_state[k][1][0].mu) for k in ("policy", "value")}
+        return state, metrics, mu
+
+    state0, metrics0, mu0 = first_moments(base)
+    grad_norm = float(metrics0["train/policy_grad_norm"])
+    assert grad_norm > 1e-3
+    assert float(mu0["policy"]) == pytest.approx(0.1 * grad_norm, rel=1e-4)
+    assert float(mu0["value"]) > 1e-3
+    # A limit above both gradient norms changes nothing, bit for bit.
+    state_big, _, _ = first_moments(base.replace(max_grad_norm=1e6))
+    assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), state_big.params, state0.params))
+    _, metrics, mu = first_moments(base.replace(max_grad_norm=1e-4))
+    assert float(metrics["train/policy_grad_norm"]) == pytest.approx(grad_norm, rel=1e-6)  # logged before clipping
+    assert float(mu["policy"]) == pytest.approx(1e-5, rel=1e-4)
+    assert float(mu["value"]) == pytest.approx(1e-5, rel=1e-4)
+
+
 @pytest.mark.parametrize("field, value", [
     ("env", "NoSuchEnv-v0"), ("total_timesteps", 0), ("num_envs", 0), ("eval_every", 0), ("eval_episodes", 0),
     ("returns", "sum"), ("baseline", "median"), ("hidden_sizes", (0,)), ("activation", "gelu"),
     ("normalize_obs", "yes"), ("learning_rate", 0.0), ("value_learning_rate", -1.0), ("gamma", 1.5),
-    ("ent_coef", -0.1), ("init_log_std", 5.0),
+    ("ent_coef", -0.1), ("init_log_std", 5.0), ("max_grad_norm", -1.0), ("max_grad_norm", float("inf")),
 ])
 def test_config_rejects_bad_value(field, value):
     with pytest.raises(ValueError, match=field):
