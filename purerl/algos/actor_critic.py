@@ -121,9 +121,9 @@ class Config:
 #   With actor_baseline="expected_q", 8 envs (125k updates) and init log σ −0.5, vmapped sweeps
 #   (4 seeds per point, /tmp scripts, 2-core AMD EPYC under load) over actor lr {3e-5, 5e-5, 1e-4,
 #   3e-4, 1e-3} × γ {0.9, 0.95, 0.98} × critic lr {1e-3, 3e-3}: larger actor steps collapse seeds
-#   (lr 1e-3: −1079 to −1432; 1e-4: −343 to −742 with seeds at −800 to −1500); actor lr 5e-5,
-#   γ 0.95, critic lr 1e-3 → −269.7 (4 seeds, PRNGKey(1)) and −178.8 over 16 seeds (PRNGKey(2);
-#   min −272); actor lr 3e-5 → −233.3 and −201.0.
+#   (lr 1e-3: −1079 to −1390; 3e-4: −727 to −1432; 1e-4: −326 to −742, single seeds at −786 to
+#   −1516); actor lr 5e-5, γ 0.95, critic lr 1e-3 → −269.7 (4 seeds, PRNGKey(1)) and −178.8 over
+#   16 seeds (PRNGKey(2); min −272); actor lr 3e-5 → −233.3 and −201.0.
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(actor_learning_rate=1e-4, total_timesteps=1_000_000, eval_every=1000),
     "Pendulum-v1": dict(actor_baseline="expected_q", num_envs=8, actor_learning_rate=5e-5, gamma=0.95,
