@@ -1,7 +1,7 @@
 """Apprenticeship learning: the projection step, the simplex projection and the min-norm point of the
 max-margin step against hand-computed 2-D values, the expert's discounted feature expectations of a
 2-episode demonstration by hand, ‖ϑ‖ ≤ 1, config validation, a vmapped learning-rate sweep (one
-program), and learning CartPole-v1 from 4 scripted-expert episodes."""
+program), and learning CartPole-v1 from 4 scripted-expert episodes with each variant."""
 
 import jax
 import jax.numpy as jnp
@@ -202,9 +202,10 @@ def test_config_cross_field_checks_presets_and_contract():
 
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
-def test_learns_cartpole_from_4_expert_episodes():
-    """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (projection, RBF
-    features, 8 PPO updates + 4 greedy μ episodes per iteration), 4 seeds in one vmap: the mean over
+@pytest.mark.parametrize("variant", ["projection", "max_margin"])
+def test_learns_cartpole_from_4_expert_episodes(variant):
+    """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (RBF features, 8 PPO
+    updates + 4 greedy μ episodes per iteration) with each variant, 4 seeds in one vmap: the mean over
     seeds of the final evaluation (8 deterministic episodes, true reward) ≥ 0.9 of the expert's
     return (R_expert 500, R_random 22.8), every seed's margin t_i fell below ε = 15 (from 5–108 at
     μ_0), and t_i never grew. 300,000 env steps per seed: 29 iterations of 10,192 (8 PPO updates
@@ -212,9 +213,10 @@ def test_learns_cartpole_from_4_expert_episodes():
     35 s per key set including the compile), key sets split(PRNGKey(k), 4), final fraction per seed
     / final margin per seed: k = 0 (this test's): 1.0, 1.0, 0.972, 1.0 / 6.03, 6.39, 7.37, 5.65;
     k = 1: 1.0, 0.967, 1.0, 1.0 / 6.00, 6.89, 6.65, 5.91; k = 2: 1.0 × 4 / 6.78, 6.57, 4.36, 5.49;
-    k = 3: 1.0 × 4 / 7.80, 6.57, 5.96, 6.47."""
+    k = 3: 1.0 × 4 / 7.80, 6.57, 5.96, 6.47 (projection); max-margin, k = 0: 1.0, 1.0, 0.978, 1.0 /
+    4.80, 5.48, 6.11, 7.29; k = 1, 2 and 3: 1.0 × 4 each, final margins 4.0–6.5."""
     demos = experts.demonstrations("CartPole-v1", "scripted", episodes=4, seed=0)
-    config = apprenticeship.Config.for_env("CartPole-v1")
+    config = apprenticeship.Config.for_env("CartPole-v1", variant=variant)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     train = jax.jit(jax.vmap(apprenticeship.train, in_axes=(None, 0, None)))
     state, metrics, returns = train(config, keys, demos.transitions)
@@ -222,7 +224,7 @@ def test_learns_cartpole_from_4_expert_episodes():
     expert, random = demos.info["expert_return"], demos.info["random_return"]
     fraction = (final - random) / (expert - random)
     margin = np.asarray(metrics["margin"])
-    print(f"Apprenticeship (projection) on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert "
+    print(f"Apprenticeship ({variant}) on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert "
           f"{fraction.mean():.3f}, final margins {margin[:, -1]}")
     assert fraction.mean() >= 0.9, final
     assert np.all(margin[:, -1] < float(config.epsilon)) and np.all(np.asarray(metrics["converged"])[:, -1]), margin
