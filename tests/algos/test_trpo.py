@@ -289,13 +289,14 @@ def test_learns_acrobot():
 
 @pytest.mark.learning
 def test_learns_pendulum_continuous():
-    # preset: γ 0.9, observation normalization, δ 0.02, critic step size 3e-3, 200k steps per
-    # seed. Measured in one vmapped sweep (jax 0.9.2, AMD EPYC), mean over 8 seeds: −190.9,
-    # −184.7 and −171.8 for key sets PRNGKey(0) (this test's), (1) and (2); random play ≈ −1200,
-    # the RL Zoo's TRPO with gSDE exploration ≈ −170. Level −300 (it was −400 at 307,200 steps
-    # with the critic step size 1e-3).
+    # preset: γ 0.9, λ 0.9, observation normalization, δ 0.02, critic step size 3e-3, 200k steps
+    # per seed. Measured in vmapped sweeps (jax 0.9.2, AMD EPYC), mean over 8 seeds: −180.4,
+    # −183.1 and −172.1 for key sets PRNGKey(0) (this test's), (1) and (2) (−182.8 over the
+    # benchmark's 16); random play ≈ −1200, the RL Zoo's TRPO with gSDE exploration ≈ −170. A
+    # seed or two per 16 ends near −350 (an evaluation episode stuck at the bottom), so the
+    # level keeps a margin: −250 (it was −300 with λ 0.95, −400 with the critic step size 1e-3).
     returns = _learn(trpo.Config.for_env("Pendulum-v1"))
-    assert returns[:, -1].mean() >= -300.0, returns[:, -1].mean(axis=-1)
+    assert returns[:, -1].mean() >= -250.0, returns[:, -1].mean(axis=-1)
 
 
 # ----------------------------------------------------------------------------- brax
