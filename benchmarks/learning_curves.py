@@ -59,7 +59,7 @@ def plot(env: str, entries: list[compare.Entry]) -> bytes:
     ax.set_title(f"every algorithm's preset · {env}", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
-    return compare._figure_bytes(fig)
+    return compare.figure_bytes(fig)
 
 
 def main():

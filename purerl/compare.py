@@ -247,7 +247,9 @@ def format_table(entries: list[Entry], rows: list[dict], ref: dict) -> str:
     return "\n".join(lines)
 
 
-def _figure_bytes(fig) -> bytes:
+def figure_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (laid out, 120 dpi), the figure closed; the benchmarks'
+    figures use it too, so that every picture is written the same way (`report.atomic_write`)."""
     import io
 
     import matplotlib.pyplot as plt
@@ -285,7 +287,7 @@ def plot_profiles(entries: list[Entry], ref: dict, reps: int = REPS) -> bytes:
                                          ticklabelsize="small")
     ax.legend(ax.get_lines()[:len(finite)], list(finite), loc="lower left", fontsize="small")
     ax.set_title(f"performance profiles · {entries[0].env}", fontsize="medium")
-    return _figure_bytes(fig)
+    return figure_bytes(fig)
 
 
 def plot_sample_efficiency(entries: list[Entry], curves: list) -> bytes:
@@ -304,7 +306,7 @@ def plot_sample_efficiency(entries: list[Entry], curves: list) -> bytes:
     ax.set_title(f"sample efficiency · {entries[0].env}", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    return _figure_bytes(fig)
+    return figure_bytes(fig)
 
 
 def plot_aggregates(rows: list[dict]) -> bytes:
@@ -326,7 +328,7 @@ def plot_aggregates(rows: list[dict]) -> bytes:
         ax.set_yticks(range(len(rows)), labels)
         ax.grid(axis="x", alpha=0.3)
     axes[0].invert_yaxis()  # the first entry on top, as in the table
-    return _figure_bytes(fig)
+    return figure_bytes(fig)
 
 
 def compare(run_dirs: list[str], out: str, labels: list[str] | None = None,
