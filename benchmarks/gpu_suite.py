@@ -19,6 +19,9 @@ Parts:
   1 … 8192 environments (one seed), a few updates each.
 * `algorithms` — every algorithm's default program for 1024 and 4096 seeds (a few updates):
   compile seconds, and whether it compiles, runs and fits in memory.
+* `minatar` — PPO (10M steps) and DQN (5M) with their MinAtar presets on Breakout-MinAtar and
+  SpaceInvaders-MinAtar, 16 seeds each: the learning curve, the final return and the wall
+  time to gymnax's published return of its trained PPO agents (28 and 131; `MINATAR_REFERENCES`).
 
 Each part is saved as soon as it is measured; a part that fails is recorded with its error and
 the suite goes on. `--dry-run` shrinks every configuration to a few updates on a few seeds and
@@ -40,7 +43,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PARTS = ("cartpole", "ant", "halfcheetah", "throughput", "algorithms")
+PARTS = ("cartpole", "ant", "halfcheetah", "throughput", "algorithms", "minatar")
 # Brax's published PPO settings for ant (Brax training colab). Brax collects 16 rounds of
 # 4096 × 5-step unrolls, then 4 epochs × 32 minibatches of 2048 unrolls: 128 gradient steps of
 # 10,240 transitions per 327,680 env steps. PPO here with 4096 envs × 5 steps and 2 minibatches
@@ -244,6 +247,39 @@ def _brax_part(algo: str, settings: dict, dry: bool, trace: bool, target: float,
     return r
 
 
+# gymnax's published returns of its trained PPO agents (gymnax README; gymnax-blines, 10M steps)
+MINATAR_REFERENCES = {"Breakout-MinAtar": 28.0, "SpaceInvaders-MinAtar": 131.0}
+MINATAR_ALGORITHMS = ("ppo", "dqn")
+MINATAR_SEEDS = 16
+
+
+def part_minatar(dry: bool, trace: bool, time_limit: float) -> dict:
+    """PPO and DQN with their MinAtar presets (`Config.for_env`), 16 seeds each, against
+    gymnax's reference returns; each run stops at `time_limit` seconds (recorded) and a run
+    that would start after the `--budget` is skipped."""
+    from purerl import algos
+
+    rows = {"runs": [], "skipped_for_budget": []}
+    for algo in MINATAR_ALGORITHMS:
+        module = algos.get(algo)
+        for env, reference in MINATAR_REFERENCES.items():
+            if seconds_left() < 60:
+                rows["skipped_for_budget"].append(f"{algo} {env}")
+                continue
+            config, seeds = module.Config.for_env(env), MINATAR_SEEDS
+            if dry:
+                config, seeds = few_updates(module, config, 2, num_envs=4, buffer_size=64), 2
+            limit = None if dry else min(time_limit, max(seconds_left() - 30, 10))
+            r = timed_run(algo, config, seeds, target=reference, time_limit=limit, trace_only=trace)
+            r["reference_return"] = reference
+            rows["runs"].append(r)
+            _save_partial("minatar", rows)
+            if "wall_seconds" in r:
+                _log(f"{algo} {env} × {seeds} seeds: final mean {r['final_mean_eval_return']:.1f} after "
+                     f"{r['curve'][-1]['env_steps']:,} steps (reference {reference:g}), {r['wall_seconds']:.0f} s")
+    return rows
+
+
 SEED_COUNTS = (1, 4, 16, 64, 256, 1024, 2048, 4096)  # the `throughput` part's PPO CartPole seeds
 ENV_COUNTS = (1, 8, 64, 512, 1024, 2048, 4096, 8192)  # ... and its PPO MJX ant environments
 ALGORITHM_SEEDS = (1024, 4096)  # the `algorithms` part's seed counts
@@ -400,6 +436,8 @@ def run_suite(parts=PARTS, dry: bool = False, trace: bool = False, out: str | No
                 value = _brax_part("sac", HALFCHEETAH_SAC, dry, trace, target, limit)
             elif part == "throughput":
                 value = part_throughput(dry, trace, seed_counts, env_counts)
+            elif part == "minatar":
+                value = part_minatar(dry, trace, time_limit)
             else:
                 value = part_algorithms(dry, trace, algorithm_seeds, compile_workers, algorithms)
             value = {"ok": True, **value}

@@ -22,9 +22,17 @@ from purerl import compare  # noqa: E402
 from purerl.report import atomic_write  # noqa: E402
 
 
-def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str]]:
-    by_env, missing = {}, []
-    for family in ("onpolicy", "offpolicy"):
+def _label(row: dict) -> str:
+    """'ppo (16 seeds)', plus the overrides of a row that is not the preset as it stands
+    (a shortened MinAtar run on a CPU), the run length aside: the x axis shows it."""
+    changed = {k: v for k, v in row.get("overrides", {}).items() if k not in ("total_timesteps", "eval_every")}
+    extra = "".join(f", {k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in changed.items())
+    return f"{row['algorithm']} ({row['num_seeds']} seeds{extra})"
+
+
+def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str], dict[str, float]]:
+    by_env, missing, references = {}, [], {}
+    for family in ("onpolicy", "offpolicy", "minatar"):
         path = os.path.join(RESULTS_DIR, f"learning_{family}.json")
         rows = json.load(open(path))["rows"] if os.path.exists(path) else []
         for r in rows:
@@ -32,16 +40,18 @@ def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str]]:
                 missing.append(f"{r['algorithm']} · {r['env']}")
                 continue
             curves = np.asarray(r["curve"]["per_seed_return"], np.float64)
-            label = f"{r['algorithm']} ({r['num_seeds']} seeds)"
+            label = _label(r)
+            if "reference_return" in r:
+                references[r["env"]] = r["reference_return"]
             by_env.setdefault(r["env"], []).append(compare.Entry(
                 label, "", r["algorithm"], r["env"], np.asarray(r["curve"]["env_steps"]), curves, curves[:, -1],
                 "env steps", None))
     for entries in by_env.values():
         entries.sort(key=lambda e: ORDER.index(e.algorithm) if e.algorithm in ORDER else 99)
-    return by_env, missing
+    return by_env, missing, references
 
 
-def plot(env: str, entries: list[compare.Entry]) -> bytes:
+def plot(env: str, entries: list[compare.Entry], reference: float | None = None) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +63,8 @@ def plot(env: str, entries: list[compare.Entry]) -> bytes:
         if used:
             line, = ax.plot(steps, point, label=e.label)
             ax.fill_between(steps, ci[0], ci[1], alpha=0.2, color=line.get_color())
+    if reference is not None:  # gymnax's trained PPO agents (MinAtar), at 10M steps
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"gymnax reference ({reference:g})")
     ax.set_xscale("log")
     ax.set_xlabel("env steps per seed (log scale)")
     ax.set_ylabel("IQM evaluation return (95% CI)")
@@ -63,10 +75,10 @@ def plot(env: str, entries: list[compare.Entry]) -> bytes:
 
 
 def main():
-    by_env, missing = entries_by_env()
+    by_env, missing, references = entries_by_env()
     for env, entries in sorted(by_env.items()):
         path = os.path.join(RESULTS_DIR, f"learning_curves_{env}.png")
-        atomic_write(path, plot(env, entries))
+        atomic_write(path, plot(env, entries, references.get(env)))
         print(f"saved {path} ({', '.join(e.algorithm for e in entries)})")
     if missing:
         print(f"no curve saved (measured before curves were recorded): {', '.join(missing)}")

@@ -29,6 +29,30 @@ def main():
         print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {f['mean']:.1f} | "
               f"{f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | {f['min']:.1f} / {f['max']:.1f} | "
               f"{reach} | {r['compile_seconds']:.0f} | {r['env_steps_per_second']:,.0f} | {load:.1f} | {machine} |")
+    minatar()
+
+
+def minatar():
+    """The MinAtar rows (`learning.py minatar`) against gymnax's reference returns, with the
+    preset fields each row overrode (a run shortened to fit a CPU)."""
+    path = os.path.join(RESULTS, "learning_minatar.json")
+    if not os.path.exists(path):
+        return
+    rows = sorted(json.load(open(path))["rows"], key=lambda r: (ORDER.index(r["algorithm"]), r["env"]))
+    print()
+    print("| algorithm | env | steps/seed | seeds | preset fields changed | final return mean | IQM [95% CI] "
+          "| min / max | gymnax reference | env steps/s | load avg | machine |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f, hw = r["final_return"], r.get("hardware", {})
+        changed = ", ".join(f"{k} {','.join(map(str, v)) if isinstance(v, list) else v}"
+                            for k, v in r.get("overrides", {}).items() if k != "eval_every") or "none"
+        cpu = hw.get("cpu", "?").replace("(R)", "").replace(" Processor", "")
+        print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {changed} | "
+              f"{f['mean']:.1f} | {f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | "
+              f"{f['min']:.1f} / {f['max']:.1f} | {r['reference_return']:g} (10M steps) | "
+              f"{r['env_steps_per_second']:,.0f} | {hw.get('load_average_1_5_15min', [float('nan')])[0]:.1f} | "
+              f"{cpu}, jax {hw.get('jax', '?')} |")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def test_dry_run_traces_every_configuration(tmp_path):
     rows = parts["algorithms"]["rows"]
     assert {r["algorithm"] for r in rows} == set(algos.ALGORITHMS)
     assert all(r["ok"] for r in rows), [(r["algorithm"], r.get("error")) for r in rows if not r["ok"]]
+    minatar = {(r["algorithm"], r["env"]) for r in parts["minatar"]["runs"]}
+    assert minatar == {(a, e) for a in ("ppo", "dqn") for e in ("Breakout-MinAtar", "SpaceInvaders-MinAtar")}
     assert json.loads(out.read_text())["parts"].keys() == parts.keys()  # saved as it went
 
 
@@ -47,6 +49,37 @@ def test_full_configurations_are_valid():
     ant, cheetah = ppo.Config(**gpu_suite.ANT_PPO), sac.Config(**gpu_suite.HALFCHEETAH_SAC)
     assert ant.num_envs * ant.num_steps // ant.num_minibatches == 10_240  # Brax's minibatch: 2048 unrolls of 5
     assert cheetah.env == "brax/halfcheetah"
+
+
+def test_minatar_presets_are_the_reference_settings():
+    """The `minatar` part runs the presets: gymnax-blines' PPO (10M steps, 64 envs × 128, 256-256
+    ReLU, γ 0.999) and the MinAtar paper's DQN (5M steps, 100k replay, target every 1000 steps)."""
+    from purerl.algos import dqn, ppo
+
+    for env in gpu_suite.MINATAR_REFERENCES:
+        p, d = ppo.Config.for_env(env), dqn.Config.for_env(env)
+        assert (p.total_timesteps, p.num_envs, p.num_steps, p.hidden_sizes, p.activation) == (
+            10_000_000, 64, 128, (256, 256), "relu")
+        assert p.gamma == 0.999 and p.learning_rate == 5e-4 and not p.anneal_lr
+        assert (d.total_timesteps, d.buffer_size, d.batch_size, d.target_update_interval) == (
+            5_000_000, 100_000, 32, 1_000)
+        # ε reaches 0.1 after 100k env steps, as in Young & Tian (2019)
+        assert d.exploration_fraction * d.total_timesteps == 100_000 and d.final_epsilon == 0.1
+
+
+def test_learning_benchmark_overrides():
+    from benchmarks import learning
+    from purerl.algos import dqn, ppo
+
+    got = learning.parse_overrides(ppo.Config, ["hidden_sizes=64,64", "total_timesteps=1_000_000",
+                                                "anneal_lr=false", "learning_rate=3e-4", "activation=tanh"])
+    assert got == {"hidden_sizes": (64, 64), "total_timesteps": 1_000_000, "anneal_lr": False,
+                   "learning_rate": 3e-4, "activation": "tanh"}
+    assert ppo.Config.for_env("Breakout-MinAtar", **got).hidden_sizes == (64, 64)
+    with pytest.raises(SystemExit, match="exploration_fraction"):  # unknown: the message lists the fields
+        learning.parse_overrides(dqn.Config, ["no_such_field=1"])
+    with pytest.raises(SystemExit, match="true or false"):
+        learning.parse_overrides(ppo.Config, ["anneal_lr=maybe"])
 
 
 def test_trace_requires_dry_run():

@@ -150,10 +150,20 @@ class Config:
 # whole run (200k transitions). LayerNorm is what matters: `benchmarks/dqn_ablation.py`
 # (8 seeds, 200k steps) measured a mean final greedy return of 500.0 with both, 494.0 with
 # LayerNorm and a 100k buffer, 296.0 and 289.2 without LayerNorm (200k / 100k buffer).
+# MinAtar: the MinAtar paper's DQN (Young & Tian 2019: 100k replay, batch 32, lr 2.5e-4,
+# hard target update every 1000 steps, ε 1 → 0.1 over 100k steps, 5000 random steps, γ 0.99)
+# with a 256-256 MLP on the flattened grid for its small CNN, Adam for RMSProp, and 8 envs ×
+# 8 steps with 16 gradient steps per update (one per 4 env steps, as SB3 and CleanRL on Atari;
+# the paper takes one per step). 5M steps, as the paper. Measured: `benchmarks/learning.py minatar`.
+MINATAR: dict[str, Any] = dict(total_timesteps=5_000_000, num_envs=8, steps_per_update=8, gradient_steps=16,
+                               batch_size=32, buffer_size=100_000, learning_starts=5_000,
+                               target_update_interval=1_000, hidden_sizes=(256, 256), learning_rate=2.5e-4,
+                               gamma=0.99, final_epsilon=0.1, exploration_fraction=0.02, eval_every=3_906)
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(total_timesteps=200_000, num_envs=4, steps_per_update=64, gradient_steps=128,
                         buffer_size=200_000, hidden_sizes=(64, 64), layer_norm=True, double_q=True, n_step=3,
                         anneal_lr=True, learning_rate=5e-4, eval_every=25),
+    **{env: MINATAR for env in ("Breakout-MinAtar", "SpaceInvaders-MinAtar")},
 }
 
 

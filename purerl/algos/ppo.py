@@ -116,12 +116,21 @@ class Config:
 
 # Per-environment settings. Pendulum: RL Baselines3 Zoo's PPO entry (γ 0.9, lr 1e-3,
 # 10 epochs, no entropy bonus, SB3's unclipped value loss) adapted to more, shorter rollouts.
+# MinAtar: gymnax-blines' PPO settings, whose trained agents gymnax reports (Breakout 28,
+# SpaceInvaders 131 at 10M steps): 64 envs × 128 steps, 8 minibatches × 4 epochs, separate
+# 256-256 ReLU MLPs on the flattened 10×10×C grid, constant lr 5e-4 (their 5% warm-up is
+# left out), γ 0.999. Measured: `benchmarks/learning.py minatar` (README).
+MINATAR: dict[str, Any] = dict(total_timesteps=10_000_000, num_envs=64, num_steps=128, num_minibatches=8,
+                               update_epochs=4, hidden_sizes=(256, 256), activation="relu", anneal_lr=False,
+                               learning_rate=5e-4, gamma=0.999, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01,
+                               vf_coef=0.5, max_grad_norm=0.5, eval_every=61)
 PRESETS: dict[str, dict[str, Any]] = {
     "Pendulum-v1": dict(total_timesteps=1_000_000, num_envs=16, num_steps=128, update_epochs=10,
                         num_minibatches=16, gamma=0.9, learning_rate=1e-3, ent_coef=0.0, normalize_obs=True,
                         clip_value_loss=False, eval_every=50),
     "Acrobot-v1": dict(ent_coef=0.0, total_timesteps=500_000),
     "MountainCarContinuous-v0": dict(normalize_obs=True, ent_coef=0.0),
+    **{env: MINATAR for env in ("Breakout-MinAtar", "SpaceInvaders-MinAtar")},
 }
 
 
