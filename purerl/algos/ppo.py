@@ -119,7 +119,7 @@ class Config:
 # MinAtar: gymnax-blines' PPO settings, whose trained agents gymnax reports (Breakout 28,
 # SpaceInvaders 131 at 10M steps): 64 envs × 128 steps, 8 minibatches × 4 epochs, separate
 # 256-256 ReLU MLPs on the flattened 10×10×C grid, constant lr 5e-4 (their 5% warm-up is
-# left out), γ 0.999. Measured: `benchmarks/learning.py minatar` (README).
+# left out), γ 0.999. Whole runs: the GPU suite's `minatar` part; shortened CPU runs: README.
 MINATAR: dict[str, Any] = dict(total_timesteps=10_000_000, num_envs=64, num_steps=128, num_minibatches=8,
                                update_epochs=4, hidden_sizes=(256, 256), activation="relu", anneal_lr=False,
                                learning_rate=5e-4, gamma=0.999, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01,
