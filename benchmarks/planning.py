@@ -49,6 +49,7 @@ def main(argv=None) -> dict:
             row = {"ok": True, **module.run(out_dir, quick=args.quick)}
         except Exception as error:  # noqa: BLE001 - recorded, the other parts still run
             row = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+        row["quick"] = args.quick  # per part: the parts kept from an earlier run may differ
         row["wall_seconds"] = round(time.time() - start, 1)
         row["load_average_1_5_15min"] = list(os.getloadavg())
         row["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

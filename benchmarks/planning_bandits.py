@@ -106,7 +106,7 @@ def run(out_dir: str, quick: bool = False) -> dict:
              for env, by in results.items()}
     return {
         "bandits": clean,
-        "png": png,
+        "png": os.path.basename(png) if png else None,  # beside the JSON
         "quick": quick,
         "hardware": {"platform": device.platform, "device_kind": device.device_kind, "cpu": platform.processor()
                      or platform.machine(), "cpu_count": os.cpu_count()},

@@ -85,7 +85,7 @@ def run(out_dir: str, quick: bool = False) -> dict:
         "compile_seconds": round(compile_seconds, 1),
         "run_seconds": round(run_seconds, 1),
         "config": to_dict(config),
-        "picture": picture,
+        "picture": os.path.basename(picture) if picture else None,  # beside the JSON
         "hardware": hardware(),
     }
 
