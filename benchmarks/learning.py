@@ -117,7 +117,8 @@ def main():
                 row["gradient_updates_per_second"] = (row["env_steps_per_second"] / config.env_steps_per_update
                                                       * grad)
             row["command"], row["hardware"] = command, hardware()
-            row["config"], row["overrides"] = to_dict(config), {k: to_dict(config)[k] for k in overrides}
+            row["config"] = to_dict(config)
+            row["overrides"] = {k: row["config"][k] for k in overrides}
             if env in REFERENCES:
                 row["reference_return"] = REFERENCES[env]
             rows.append(row)
