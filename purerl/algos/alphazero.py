@@ -159,9 +159,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(num_envs=16, rollout_steps=16, num_simulations=8, total_timesteps=16_384, eval_every=16,
                         eval_episodes=4, buffer_size=4096, batch_size=256, num_gradient_steps=4,
                         learning_rate=3e-3, temperature=0.0, max_num_considered_actions=2),
+    # gumbel_scale 2, 4096-position replay (were 1, 1152): test levels hold on key sets 0–12 and 42 (first player 96.9–100 % wins, 0 losses)
     "pgx/tic_tac_toe": dict(search="gumbel", num_envs=16, rollout_steps=9, num_simulations=32,
-                            total_timesteps=16 * 9 * 80, eval_every=40, eval_episodes=64, buffer_size=16 * 9 * 8,
-                            batch_size=256,
+                            total_timesteps=16 * 9 * 80, eval_every=40, eval_episodes=64, buffer_size=4096,
+                            batch_size=256, gumbel_scale=2.0,
                             num_gradient_steps=8, learning_rate=3e-3, max_num_considered_actions=9),
     "pgx/connect_four": dict(num_envs=64, rollout_steps=42, num_simulations=64, total_timesteps=2_000_000,
                              eval_every=20, eval_episodes=64, buffer_size=64 * 42 * 8, batch_size=512,

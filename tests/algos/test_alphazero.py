@@ -234,19 +234,24 @@ def train_seeds(config, seeds, base):
 
 @pytest.mark.learning
 def test_alphazero_beats_a_random_player_at_tic_tac_toe():
-    """Gumbel search (32 simulations), 80 updates of 16 self-play games × 9 steps, 2 seeds × 64
-    games against a uniformly random legal player (the agent moves first in 32 of them).
-    Measured as first player (wins / losses): PRNGKey 0: 98.4 % / 0; PRNGKey 1: 100 % / 0;
-    PRNGKey 42: 85.9 % with losses (one of its two seeds is weak). As second player: 72 % / 70 %
-    wins, 4.7 % / 6.3 % losses (keys 0, 1). The issue's "≥ 95 % wins, never loses as first
-    player" holds on keys 0 and 1 only, not on 42: the test runs key set 1 and asserts the
-    issue's levels, so it shows the level is reachable, not that every key set reaches it. 42 s (less loaded) to 120 s (busy) with compilation on the shared 2-core CPU."""
+    """Gumbel search (32 simulations, Gumbel noise ×2 in self-play), 80 updates of 16 self-play
+    games × 9 steps, a 4096-position replay; 2 seeds × 64 games against a uniformly random legal
+    player (the agent moves first in 32 of them). Measured with this call (first player: wins,
+    losses; second player: not lost): PRNGKey 0: 98.4 %, 0, 100 %; PRNGKey 1: 98.4 %, 0, 100 %;
+    PRNGKey 2: 100 %, 0, 100 %; PRNGKey 42: 100 %, 0, 100 % (as second player 84–94 % wins).
+    The same 2-seed sets for PRNGKey 3–12 (trained in one vmapped batch) pass too: first player
+    96.9–100 %, no loss; second player 98.4–100 % not lost. With the former preset (Gumbel noise
+    ×1, 1152-position replay) key sets 2 and 42 failed (92.2 %; 85.9 % with 7 losses): one seed's
+    self-play settled on a single drawn line, its value targets all 0, and the search then
+    misjudged the positions a random player makes. The test runs key set 1 (not the best one).
+    43–45 s (two runs) with compilation on the shared 2-core CPU at load 2–3; the
+    former preset took 42 s under the same load."""
     config = az.Config.for_env("pgx/tic_tac_toe")
     outcomes = train_seeds(config, 2, 1)[:, -1]  # [seeds, games] at the final evaluation
     first, second = outcomes[:, 0::2], outcomes[:, 1::2]
-    assert (first == 1).mean() >= 0.95, first  # PRNGKey(1): 100 % measured
-    assert (first == -1).sum() == 0, first  # never loses when it starts (on this key set)
-    assert (second != -1).mean() >= 0.85, second  # 93.7 % measured
+    assert (first == 1).mean() >= 0.95, first  # PRNGKey(1): 98.4 % measured
+    assert (first == -1).sum() == 0, first  # never loses when it starts
+    assert (second != -1).mean() >= 0.85, second  # 100 % measured
 
 
 @pytest.mark.learning
