@@ -1,8 +1,10 @@
 """Skills and multi-task: DIAYN on the point mass (discriminator accuracy while it learns, the
 skills' trajectories as a picture, downstream returns of a high-level policy over the skills
-against SAC from scratch), and PCGrad against summed gradients.
+against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
+the style discriminator, a high-level policy in z-space on a goal).
 
-    python benchmarks/skills.py                  # CPU: about 10 minutes on 2 cores
+    python benchmarks/skills.py                  # CPU: about 15 minutes on 2 cores
+    python benchmarks/skills.py --parts ase      # one part; the others are kept from the JSON
     python benchmarks/skills.py --ant            # adds DIAYN's brax/ant preset (for an accelerator)
 
 Writes benchmarks/results/skills.json and the pictures skills_point_open.png,
@@ -21,6 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import RESULTS_DIR, save  # noqa: E402
+
+PARTS = ("diayn", "pcgrad", "ase")
 
 
 def _summary(values) -> dict:
@@ -124,6 +128,53 @@ def pcgrad_part(seeds: int, key_sets: int) -> dict:
             "num_runs": seeds * key_sets, **rows}
 
 
+def ase_part(seeds: int, high_steps: int) -> dict:
+    """ASE on point/open (the default Config: 100,000 steps, z on the circle): the encoder's
+    cosine μ_q(s, s′)ᵀz on fresh episodes, the style discriminator's accuracy on held-out
+    reference against uniformly random transitions, then PPO in z-space (a latent every 5 steps)
+    on the dense goal task over each pretrained seed's low level."""
+    import jax
+    import jax.numpy as jnp
+
+    from purerl import envs
+    from purerl.algos import ase, ppo
+
+    config = ase.Config()
+
+    def run(key):
+        state, _, _ = ase.train(config, key)
+        cosine = ase.latent_rollout(config, state, jax.random.fold_in(key, 1), 32)["cosine"].mean()
+        disc = ase.make_discriminator(config)
+        reference = ase.reference_transitions(config, jax.random.fold_in(key, 2))  # held-out episodes
+        s_key, a_key = jax.random.split(jax.random.fold_in(key, 3))
+        s = jax.random.uniform(s_key, (4096, 2), minval=-0.9, maxval=0.9)  # random positions and moves
+        random = (s, s + 0.1 * jax.random.uniform(a_key, (4096, 2), minval=-1.0, maxval=1.0))
+        logits = [disc.apply(state.disc_params, ase.transition_features(*t, state.feature_mean, state.feature_std))[:, 0]
+                  for t in (reference, random)]
+        return state, cosine, (jnp.mean(logits[0] > 0) + jnp.mean(logits[1] < 0)) / 2
+
+    start = time.time()
+    states, cosine, accuracy = jax.block_until_ready(jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), seeds)))
+    pretrain_seconds = time.time() - start
+    task = envs.variant("point/goal-dense-ase-bench", "point/goal", reward="dense")
+    finals = []
+    start = time.time()
+    for i in range(seeds):
+        state = jax.tree.map(lambda x: x[i], states)
+        name = ase.register_latents(f"point/goal-ase-high-bench{i}", config, state, task, latent_steps=5)
+        high = ppo.Config(env=name, total_timesteps=high_steps, num_envs=8, num_steps=16, num_minibatches=2,
+                          learning_rate=3e-3, ent_coef=0.0, eval_every=10_000, eval_episodes=16)
+        _, _, returns = jax.jit(jax.vmap(lambda k: ppo.train(high, k)))(jax.random.split(jax.random.PRNGKey(1), seeds))
+        finals.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+    return {"env": config.env, "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
+            "latent_dim": config.latent_dim, "num_seeds": seeds,
+            "encoder_cosine": _summary(cosine), "style_accuracy_reference_vs_random": _summary(accuracy),
+            "pretrain_seconds_with_compile": pretrain_seconds,
+            "high_level": {"task": "point/goal, dense reward −‖p − (0.7, 0.7)‖, 50 steps", "latent_steps": 5,
+                           "high_level_steps": high_steps, "runs": finals, "return": _summary(finals),
+                           "standing_still": -49.5, "seconds_with_compile": time.time() - start}}
+
+
 def accuracy_plot(rows: list[dict], path: str) -> None:
     import matplotlib
 
@@ -152,39 +203,65 @@ def main(argv=None):
     parser.add_argument("--budget", type=int, default=10_000, help="downstream environment steps")
     parser.add_argument("--pcgrad-key-sets", type=int, default=2)
     parser.add_argument("--ant", action="store_true", help="also run DIAYN's brax/ant preset (accelerator)")
+    parser.add_argument("--ase-high-steps", type=int, default=4_096, help="ASE's high-level steps")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="parts to run; the others are kept from the existing JSON")
     parser.add_argument("--out", default="skills")
     args = parser.parse_args(argv)
     os.makedirs(RESULTS_DIR, exist_ok=True)
 
-    open_row, config, states = diayn_part("point/open", args.steps, args.seeds, "skills_point_open.png")
-    walls_row, _, _ = diayn_part("point/walls", args.walls_steps, args.seeds, "skills_point_walls.png")
-    accuracy_plot([open_row, walls_row], os.path.join(RESULTS_DIR, "skills_accuracy.png"))
-    downstream = [downstream_part(config, states, args.budget, radius, 5, args.seeds) for radius in (0.3, 0.2)]
-    payload = {"command": "python benchmarks/skills.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "diayn": [open_row, walls_row], "downstream": downstream,
-               "pcgrad": pcgrad_part(args.seeds, args.pcgrad_key_sets)}
+    command = "python benchmarks/skills.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    path = os.path.join(RESULTS_DIR, f"{args.out}.json")
+    payload = {}
+    if set(args.parts) != set(PARTS) and os.path.exists(path):  # keep the parts not rerun
+        import json
+
+        with open(path) as f:
+            payload = {k: v for k, v in json.load(f).items() if k != "hardware"}
+    payload.setdefault("commands", {})
+    if "diayn" in args.parts:
+        open_row, config, states = diayn_part("point/open", args.steps, args.seeds, "skills_point_open.png")
+        walls_row, _, _ = diayn_part("point/walls", args.walls_steps, args.seeds, "skills_point_walls.png")
+        accuracy_plot([open_row, walls_row], os.path.join(RESULTS_DIR, "skills_accuracy.png"))
+        payload["diayn"] = [open_row, walls_row]
+        payload["downstream"] = [downstream_part(config, states, args.budget, radius, 5, args.seeds)
+                                 for radius in (0.3, 0.2)]
+    if "pcgrad" in args.parts:
+        payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
+    if "ase" in args.parts:
+        payload["ase"] = ase_part(args.seeds, args.ase_high_steps)
+    for part in args.parts:
+        payload["commands"][part] = command
+    if set(args.parts) == set(PARTS):
+        payload["command"] = command
     if args.ant:
         from benchmarks.common import learning_run
         from purerl.algos import diayn
 
         payload["diayn_brax_ant"] = learning_run("diayn", diayn.Config.for_env("brax/ant"), args.seeds)
 
-    for row in payload["diayn"]:
+    for row in payload.get("diayn", []):
         a, d = row["heldout_discriminator_accuracy"], row["min_distance_between_final_positions"]
         print(f"DIAYN {row['env']:<12} K={row['num_skills']} {row['env_steps_per_seed']:>6} steps: held-out accuracy "
               f"{a['mean']:.3f} (min {a['min']:.3f}, chance {row['chance']:.3f}); closest final positions "
               f"{d['mean']:.2f} (min {d['min']:.2f}); skill return {row['final_skill_return']['mean']:.1f} "
               f"of {row['max_skill_return']:.1f}")
-    for row in downstream:
+    for row in payload.get("downstream", []):
         h, s = row["hierarchical_ppo"], row["sac_from_scratch"]
         print(f"{row['task']}, {row['env_steps']:,} steps: hierarchical PPO over skills {h['mean']:.1f} "
               f"(IQM {h['iqm']:.1f} [{h['iqm_ci95'][0]:.1f}, {h['iqm_ci95'][1]:.1f}]), SAC from scratch "
               f"{s['mean']:.1f} (IQM {s['iqm']:.1f} [{s['iqm_ci95'][0]:.1f}, {s['iqm_ci95'][1]:.1f}])")
-    for surgery in ("pcgrad", "sum"):
+    for surgery in ("pcgrad", "sum") if "pcgrad" in payload else ():
         r = payload["pcgrad"][surgery]
         t = r["sum_over_tasks"]
         print(f"PCGrad benchmark, surgery={surgery:<6}: per-task {np.round(r['per_task_mean'], 2).tolist()}, "
               f"sum over tasks {t['mean']:.2f} (IQM {t['iqm']:.2f} [{t['iqm_ci95'][0]:.2f}, {t['iqm_ci95'][1]:.2f}])")
+    if "ase" in payload:
+        a = payload["ase"]
+        c, acc, h = a["encoder_cosine"], a["style_accuracy_reference_vs_random"], a["high_level"]["return"]
+        print(f"ASE {a['env']} {a['env_steps_per_seed']} steps: encoder cosine {c['mean']:.3f} (min {c['min']:.3f}); "
+              f"style accuracy {acc['mean']:.3f} (min {acc['min']:.3f}); high level on the dense goal {h['mean']:.1f} "
+              f"(IQM {h['iqm']:.1f} [{h['iqm_ci95'][0]:.1f}, {h['iqm_ci95'][1]:.1f}]; standing still −49.5)")
     save(args.out, payload)
 
 
