@@ -120,8 +120,9 @@ def test_distilled_policy_swings_up_from_unseen_start_states():
     3 seeds vmapped, 1 update after the BC initialization (16 guides, the defaults). Asserts the
     mean final evaluation return ≥ −700. A policy that does not swing up scores ≈ −1,000 to −1,500
     (measured: a failed distillation gave −1,314 and −1,000). Measured with this config, keys
-    split(PRNGKey(k), 3): k = 0: −220, −749, −593 (mean −520, the test's key set); k = 1: −114, −734,
-    −159 (−336); k = 2: −218, −161, −204 (−194); k = 3: −301, −245, −146 (−231). 85 s under a load
+    split(PRNGKey(k), 3), per seed rounded to integers: k = 0: −220, −749, −593 (mean −520.5, the
+    test's key set); k = 1: −114, −734, −159 (−335.6); k = 2: −218, −161, −204 (−194.2); k = 3:
+    −301, −245, −146 (−230.7). 85 s under a load
     average of ~2 on 2 cores;
     with 3 updates −240, −525, −667 (mean −477, 122 s). With 2 updates, sample_buffer 4, keys split(PRNGKey(1), 4):
     −138, −244, −149, −133 (mean −166). The margin is modest: seeds differ a lot (when iLQR's guides
