@@ -11,6 +11,8 @@ from purerl import buffers, envs, experts
 from purerl.algos import airl, gail, ppo
 from purerl.config import sweep_axes
 
+import imitation_data  # tests/imitation_data.py (tests/ is on sys.path via its conftest)
+
 
 def _synthetic_cartpole(n: int = 64, seed: int = 0) -> buffers.Transition:
     rng = np.random.default_rng(seed)
@@ -197,19 +199,6 @@ def test_config_presets_and_contract():
 
 
 # ----------------------------------------------------------------------------- learning
-def _learn_from_expert(env: str, key: int, episodes: int = 4, seeds: int = 4):
-    """The env's preset trained on `episodes` scripted-expert episodes, `seeds` seeds of
-    split(PRNGKey(key)) in one vmap: (config, final states, final returns, fractions of the
-    expert's return (R − R_random)/(R_expert − R_random)), one per seed."""
-    demos = experts.demonstrations(env, "scripted", episodes=episodes, seed=0)
-    config = airl.Config.for_env(env)
-    keys = jax.random.split(jax.random.PRNGKey(key), seeds)
-    state, _, returns = jax.jit(jax.vmap(airl.train, in_axes=(None, 0, None)))(config, keys, demos.transitions)
-    final = np.asarray(returns[:, -1]).mean(-1)
-    expert, random = demos.info["expert_return"], demos.info["random_return"]
-    return config, state, final, (final - random) / (expert - random)
-
-
 @pytest.mark.learning
 def test_learns_cartpole_from_4_expert_episodes():
     """CartPole-v1, 4 scripted-expert episodes (2,000 transitions), the default Config (200,704
@@ -219,7 +208,7 @@ def test_learns_cartpole_from_4_expert_episodes():
     Measured (jax 0.9.2, AMD EPYC 2-core, 11–34 s per key set including the compile), final
     fraction per seed, key sets split(PRNGKey(k), 4): k = 0 (this test's) 1.0, 1.0, 1.0, 0.966;
     k = 1: 1.0 × 4; k = 2: 1.0, 1.0, 1.0, 0.988; k = 3: 1.0, 0.928, 0.983, 1.0."""
-    _, _, final, fraction = _learn_from_expert("CartPole-v1", 0)
+    _, _, final, fraction = imitation_data.learn_from_expert(airl, "CartPole-v1", 0)
     print(f"AIRL on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert {fraction.mean():.3f}")
     assert fraction.mean() >= 0.9 and fraction.min() >= 0.8, final
 
@@ -245,7 +234,7 @@ def test_learns_pendulum_and_its_reward_transfers_to_a_heavier_pendulum():
     from purerl import datasets
     from purerl.evaluation import evaluate
 
-    config, state, final, fraction = _learn_from_expert("Pendulum-v1", 1)
+    config, state, final, fraction = imitation_data.learn_from_expert(airl, "Pendulum-v1", 1)
     print(f"AIRL on Pendulum-v1 from 4 episodes: final returns {final}, fractions of the expert {fraction}")
     assert np.median(fraction) >= 0.85 and fraction.mean() >= 0.8, fraction
 

@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import buffers, experts
+from purerl import buffers
 from purerl.algos import gail, ppo
 from purerl.config import sweep_axes
+
+import imitation_data  # tests/imitation_data.py (tests/ is on sys.path via its conftest)
 
 
 def _sigmoid(x):
@@ -149,19 +151,6 @@ def test_config_cross_field_checks_presets_and_contract():
 
 
 # ----------------------------------------------------------------------------- learning
-def _learn_from_expert(env: str, key: int, episodes: int = 4, seeds: int = 4):
-    """The env's preset trained on `episodes` scripted-expert episodes, `seeds` seeds of
-    split(PRNGKey(key)) in one vmap: (config, final states, final returns, fractions of the
-    expert's return (R − R_random)/(R_expert − R_random)), one per seed."""
-    demos = experts.demonstrations(env, "scripted", episodes=episodes, seed=0)
-    config = gail.Config.for_env(env)
-    keys = jax.random.split(jax.random.PRNGKey(key), seeds)
-    state, _, returns = jax.jit(jax.vmap(gail.train, in_axes=(None, 0, None)))(config, keys, demos.transitions)
-    final = np.asarray(returns[:, -1]).mean(-1)
-    expert, random = demos.info["expert_return"], demos.info["random_return"]
-    return config, state, final, (final - random) / (expert - random)
-
-
 @pytest.mark.learning
 def test_learns_cartpole_from_4_expert_episodes():
     """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (200,704 steps per
@@ -171,7 +160,7 @@ def test_learns_cartpole_from_4_expert_episodes():
     compile), final return per seed: key set split(PRNGKey(0), 4) (this test's): 500, 500, 500, 500;
     PRNGKey(1): 500, 500, 485.2, 500; PRNGKey(2): 500, 494.4, 500, 500; PRNGKey(3): 479.1, 500, 494.6,
     500 — 98.6–100% of the expert."""
-    _, _, final, fraction = _learn_from_expert("CartPole-v1", 0)
+    _, _, final, fraction = imitation_data.learn_from_expert(gail, "CartPole-v1", 0)
     print(f"GAIL on CartPole-v1 from 4 episodes: final returns {final}, fraction of expert {fraction.mean():.3f}")
     assert fraction.mean() >= 0.95, final
 
@@ -187,6 +176,6 @@ def test_learns_pendulum_from_4_expert_episodes():
     (this test's) 0.877, 0.894, 0.951, 1.011 (mean 0.933); PRNGKey(1) 1.009, 0.991, 0.985, 0.501
     (mean 0.871, median 0.988); PRNGKey(2) 0.96, 0.994, 0.97, 1.017. benchmarks/imitation.py has
     10 seeds from 1, 4 and 16 episodes."""
-    _, _, final, fraction = _learn_from_expert("Pendulum-v1", 0)
+    _, _, final, fraction = imitation_data.learn_from_expert(gail, "Pendulum-v1", 0)
     print(f"GAIL on Pendulum-v1 from 4 episodes: final returns {final}, fractions of the expert {fraction}")
     assert np.median(fraction) >= 0.85 and fraction.mean() >= 0.8, fraction
