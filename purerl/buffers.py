@@ -19,6 +19,10 @@ Store raw observations (`EnvState.raw_obs`, `TimeStep.raw_final_obs`) and pass
 `normalize_obs` (e.g. `functools.partial(env.normalize, env_state.obs_stats)`) when
 sampling: a minibatch is then normalized with the statistics of the moment it is used,
 not those of the moment it was stored (Stable-Baselines3's practice).
+
+Observations may be stored in a narrower dtype than float32 (`Environment.raw_obs_dtype`:
+bool for MinAtar's grids): `add` casts to the stored dtype, and `sample`/`sample_n_step`
+give a `Transition`'s `obs` and `next_obs` back as float32.
 """
 
 from __future__ import annotations
@@ -97,9 +101,15 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, normalize_obs=
 
 
 def _normalized(batch, normalize_obs):
+    if isinstance(batch, Transition):  # observations stored narrower (bool, uint8) come back as float32
+        batch = batch.replace(obs=_as_float(batch.obs), next_obs=_as_float(batch.next_obs))
     if normalize_obs is None:
         return batch
     return batch.replace(obs=normalize_obs(batch.obs), next_obs=normalize_obs(batch.next_obs))
+
+
+def _as_float(x: jax.Array) -> jax.Array:
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
 
 
 def sample_n_step(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int, gamma, normalize_obs=None,

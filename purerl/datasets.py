@@ -481,6 +481,8 @@ def replay_transitions(state) -> buffers.Transition:
         data = jax.tree.map(lambda x: x[:filled], data)
     else:  # wrapped: oldest row first
         data = jax.tree.map(lambda x: np.concatenate([x[row:], x[:row]]), data)
+    data = data.replace(obs=np.asarray(data.obs, np.float32),  # stored narrower for some environments
+                        next_obs=np.asarray(data.next_obs, np.float32))
     return jax.tree.map(np.asarray, end_streams(data))
 
 

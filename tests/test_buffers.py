@@ -171,3 +171,26 @@ def test_sampling_normalizes_stored_raw_observations_with_the_given_statistics()
     n_scaled, _ = buffers.sample_n_step(buf, key, 32, n=2, gamma=0.9, normalize_obs=lambda x: 3.0 * x)
     np.testing.assert_allclose(np.asarray(n_scaled.obs), 3.0 * np.asarray(n_plain.obs))
     np.testing.assert_allclose(np.asarray(n_scaled.next_obs), 3.0 * np.asarray(n_plain.next_obs))
+
+
+def test_observations_stored_as_bool_come_back_as_exact_float32():
+    """A buffer may store observations narrower than float32 (MinAtar's bool grids): `add`
+    casts to the stored dtype and both samplers give `obs`/`next_obs` back as float32, equal."""
+    example = Transition(obs=jnp.zeros((3, 3, 2), bool), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
+                         terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool),
+                         next_obs=jnp.zeros((3, 3, 2), bool))
+    assert buffers.nbytes(example, 10) == 10 * (2 * 18 + 4 + 4 + 2)  # 18 bytes per grid, not 72
+    grids = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (5, 2, 3, 3, 2)).astype(jnp.float32)
+    buf = buffers.create(example, num_envs=2, capacity=10)
+    for t in range(4):
+        buf = buffers.add(buf, Transition(obs=grids[t], action=jnp.full(2, t, jnp.int32), reward=jnp.ones(2),
+                                          terminated=jnp.zeros(2, bool), truncated=jnp.zeros(2, bool),
+                                          next_obs=grids[t + 1]))
+    assert buf.data.obs.dtype == jnp.bool_
+    key = jax.random.PRNGKey(1)
+    for batch in (buffers.sample(buf, key, 16), buffers.sample_n_step(buf, key, 16, n=2, gamma=0.9)[0],
+                  buffers.sample(buf, key, 16, normalize_obs=lambda x: x)):
+        assert batch.obs.dtype == jnp.float32 and batch.next_obs.dtype == jnp.float32
+        stored = np.asarray(grids)[np.asarray(batch.action)]  # [16, envs, 3, 3, 2]: the step's grids (action = t)
+        assert all(any(np.array_equal(np.asarray(batch.obs)[i], s) for s in stored[i]) for i in range(16))
+    np.testing.assert_array_equal(np.asarray(buf.data.obs[:4], np.float32), np.asarray(grids[:4]))

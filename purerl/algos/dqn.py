@@ -269,7 +269,7 @@ def polyak(params, target_params, tau, times=1):
 
 # ----------------------------------------------------------------------------- init / update / train
 def _example_transition(env: envs.Environment) -> buffers.Transition:
-    obs = jnp.zeros(env.obs_shape, jnp.float32)
+    obs = jnp.zeros(env.obs_shape, env.raw_obs_dtype)  # raw observations, stored exactly (bool for MinAtar)
     return buffers.Transition(obs=obs, action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
                               terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool), next_obs=obs)
 

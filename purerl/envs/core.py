@@ -192,6 +192,14 @@ class Environment:
         return self.observation_space.shape
 
     @property
+    def raw_obs_dtype(self) -> jnp.dtype:
+        """The narrowest dtype that holds this environment's raw observations exactly, as its
+        backend declares it (`bool` for MinAtar's 0/1 grids; float32 where none is declared).
+        Replay buffers store raw observations in it (a quarter of float32's memory for
+        MinAtar); the agent always sees float32 (`reset`, `step`, `normalize`)."""
+        return jnp.dtype(getattr(self.backend, "raw_obs_dtype", jnp.float32))
+
+    @property
     def discrete(self) -> bool:
         return isinstance(self.action_space, Discrete)
 

@@ -62,6 +62,9 @@ def load_environment(name: str):
     return env, env.default_params
 
 
+BINARY_OBSERVATIONS = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar")
+
+
 class GymnaxBackend:
     """Wraps a gymnax environment; `overrides` replace fields of its `EnvParams`
     (e.g. `max_steps_in_episode=200`)."""
@@ -84,6 +87,9 @@ class GymnaxBackend:
         else:  # Discrete observations are given to the agent as float scalars
             self.observation_space = Box.make(0.0, float(obs_space.n - 1), shape)
         self.max_episode_steps = int(getattr(self.params, "max_steps_in_episode", 1000))
+        # gymnax hands MinAtar's 0/1 grids over as float32; bool holds them exactly (see
+        # `Environment.raw_obs_dtype`; tests/envs/test_envs.py checks the values are 0 or 1).
+        self.raw_obs_dtype = np.dtype(bool) if name in BINARY_OBSERVATIONS else np.dtype(np.float32)
 
     def reset(self, key):
         obs, state = self.env.reset(key, self.params)

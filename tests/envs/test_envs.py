@@ -116,6 +116,32 @@ def test_raw_observations_are_the_unnormalized_ones():
     np.testing.assert_array_equal(np.asarray(plain_state.raw_obs), np.asarray(obs))
 
 
+@pytest.mark.parametrize("name", ["Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"])
+def test_minatar_observations_are_binary_so_bool_holds_them_exactly(name):
+    """Replay buffers store MinAtar observations as bool (`raw_obs_dtype`): every value of 200
+    random steps of 8 environments, final observations included, must be 0 or 1. The agent
+    still sees float32."""
+    env = envs.make(name)
+    assert env.raw_obs_dtype == jnp.bool_ and envs.make(name, normalize_obs=True).raw_obs_dtype == jnp.bool_
+
+    @jax.jit
+    def rollout(key):
+        state, obs = env.reset(key, 8)
+
+        def step(state, key):
+            action_key, step_key = jax.random.split(key)
+            action = jax.random.randint(action_key, (8,), 0, env.action_space.n)
+            state, ts = env.step(step_key, state, action)
+            return state, (ts.obs, ts.raw_final_obs)
+        return obs, jax.lax.scan(step, state, jax.random.split(key, 200))[1]
+
+    obs, (later, finals) = rollout(jax.random.PRNGKey(0))
+    assert obs.dtype == jnp.float32
+    values = np.unique(np.concatenate([np.ravel(obs), np.ravel(later), np.ravel(finals)]))
+    assert set(values.tolist()) <= {0.0, 1.0} and 1.0 in values
+    assert envs.make("CartPole-v1").raw_obs_dtype == jnp.float32
+
+
 def test_running_mean_std_matches_numpy():
     rng = np.random.default_rng(0)
     batches = [rng.normal(3.0, 2.0, size=(n, 2)) for n in (5, 17, 40)]
