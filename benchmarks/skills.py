@@ -128,11 +128,13 @@ def pcgrad_part(seeds: int, key_sets: int) -> dict:
             "num_runs": seeds * key_sets, **rows}
 
 
-def ase_part(seeds: int, high_steps: int) -> dict:
+def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2)) -> dict:
     """ASE on point/open (the default Config: 100,000 steps, z on the circle): the encoder's
     cosine μ_q(s, s′)ᵀz on fresh episodes, the style discriminator's accuracy on held-out
-    reference against uniformly random transitions, then PPO in z-space (a latent every 5 steps)
-    on the dense goal task over each pretrained seed's low level."""
+    reference against uniformly random transitions, then PPO in z-space on the dense goal task
+    over each pretrained seed's low level, `task_steps` environment steps, choosing a latent every
+    k steps for each k in `latent_steps` (the low level moves at full speed: with k = 5 the high
+    level cannot stop near the goal, with k = 2 it can)."""
     import jax
     import jax.numpy as jnp
 
@@ -157,22 +159,27 @@ def ase_part(seeds: int, high_steps: int) -> dict:
     states, cosine, accuracy = jax.block_until_ready(jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), seeds)))
     pretrain_seconds = time.time() - start
     task = envs.variant("point/goal-dense-ase-bench", "point/goal", reward="dense")
-    finals = []
-    start = time.time()
-    for i in range(seeds):
-        state = jax.tree.map(lambda x: x[i], states)
-        name = ase.register_latents(f"point/goal-ase-high-bench{i}", config, state, task, latent_steps=5)
-        high = ppo.Config(env=name, total_timesteps=high_steps, num_envs=8, num_steps=16, num_minibatches=2,
-                          learning_rate=3e-3, ent_coef=0.0, eval_every=10_000, eval_episodes=16)
-        _, _, returns = jax.jit(jax.vmap(lambda k: ppo.train(high, k)))(jax.random.split(jax.random.PRNGKey(1), seeds))
-        finals.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+    high_level = {}
+    for k in latent_steps:
+        finals = []
+        start = time.time()
+        for i in range(seeds):
+            state = jax.tree.map(lambda x: x[i], states)
+            name = ase.register_latents(f"point/goal-ase-high-bench{i}-k{k}", config, state, task, latent_steps=k)
+            high = ppo.Config(env=name, total_timesteps=task_steps // k, num_envs=8, num_steps=16, num_minibatches=2,
+                              learning_rate=3e-3, ent_coef=0.0, eval_every=10_000, eval_episodes=16)
+            _, _, returns = jax.jit(jax.vmap(lambda key: ppo.train(high, key)))(
+                jax.random.split(jax.random.PRNGKey(1), seeds))
+            finals.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+        high_level[str(k)] = {"task": "point/goal, dense reward −‖p − (0.7, 0.7)‖, 50 steps", "latent_steps": k,
+                              "high_level_steps": task_steps // k, "task_env_steps": task_steps, "runs": finals,
+                              "return": _summary(finals), "standing_still": -49.5,
+                              "seconds_with_compile": time.time() - start}
     return {"env": config.env, "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
             "latent_dim": config.latent_dim, "num_seeds": seeds,
             "encoder_cosine": _summary(cosine), "style_accuracy_reference_vs_random": _summary(accuracy),
             "pretrain_seconds_with_compile": pretrain_seconds,
-            "high_level": {"task": "point/goal, dense reward −‖p − (0.7, 0.7)‖, 50 steps", "latent_steps": 5,
-                           "high_level_steps": high_steps, "runs": finals, "return": _summary(finals),
-                           "standing_still": -49.5, "seconds_with_compile": time.time() - start}}
+            "high_level_by_latent_steps": high_level}
 
 
 def accuracy_plot(rows: list[dict], path: str) -> None:
@@ -203,7 +210,8 @@ def main(argv=None):
     parser.add_argument("--budget", type=int, default=10_000, help="downstream environment steps")
     parser.add_argument("--pcgrad-key-sets", type=int, default=2)
     parser.add_argument("--ant", action="store_true", help="also run DIAYN's brax/ant preset (accelerator)")
-    parser.add_argument("--ase-high-steps", type=int, default=4_096, help="ASE's high-level steps")
+    parser.add_argument("--ase-task-steps", type=int, default=20_480,
+                        help="environment steps of ASE's high-level training on the goal (each latent_steps)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="parts to run; the others are kept from the existing JSON")
     parser.add_argument("--out", default="skills")
@@ -229,7 +237,7 @@ def main(argv=None):
     if "pcgrad" in args.parts:
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
     if "ase" in args.parts:
-        payload["ase"] = ase_part(args.seeds, args.ase_high_steps)
+        payload["ase"] = ase_part(args.seeds, args.ase_task_steps)
     for part in args.parts:
         payload["commands"][part] = command
     if set(args.parts) == set(PARTS):
@@ -258,10 +266,14 @@ def main(argv=None):
               f"sum over tasks {t['mean']:.2f} (IQM {t['iqm']:.2f} [{t['iqm_ci95'][0]:.2f}, {t['iqm_ci95'][1]:.2f}])")
     if "ase" in payload:
         a = payload["ase"]
-        c, acc, h = a["encoder_cosine"], a["style_accuracy_reference_vs_random"], a["high_level"]["return"]
+        c, acc = a["encoder_cosine"], a["style_accuracy_reference_vs_random"]
         print(f"ASE {a['env']} {a['env_steps_per_seed']} steps: encoder cosine {c['mean']:.3f} (min {c['min']:.3f}); "
-              f"style accuracy {acc['mean']:.3f} (min {acc['min']:.3f}); high level on the dense goal {h['mean']:.1f} "
-              f"(IQM {h['iqm']:.1f} [{h['iqm_ci95'][0]:.1f}, {h['iqm_ci95'][1]:.1f}]; standing still −49.5)")
+              f"style accuracy {acc['mean']:.3f} (min {acc['min']:.3f})")
+        for k, row in a["high_level_by_latent_steps"].items():
+            h = row["return"]
+            print(f"  high level on the dense goal, a latent every {k} steps, {row['task_env_steps']} env steps: "
+                  f"{h['mean']:.2f} (IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}]; "
+                  f"standing still −49.5)")
     save(args.out, payload)
 
 

@@ -2,7 +2,7 @@
 latent environment and the scripted reference style step by step, config validation, a vmapped
 sweep (one program), and learning on the point mass: the encoder recovers z, the style
 discriminator tells reference from random transitions, a high-level policy in z-space reaches a
-goal."""
+goal and stays near it."""
 
 import math
 
@@ -156,16 +156,21 @@ def test_encoder_recovers_z_and_discriminator_knows_the_style(pretrained):
 
 
 @pytest.mark.learning
-def test_high_level_policy_in_z_space_moves_to_the_goal(pretrained):
-    """PPO choosing a latent every 5 steps for seed 0's low-level policy on the dense goal task
-    (−‖p − (0.7, 0.7)‖ per step, 50 steps; standing still scores −49.5), 4,096 high-level steps,
-    4 seeds. Measured with seed 0's low level of three key sets: mean −20.6, −21.6, −20.2 (seeds
-    −16.7 to −22.0). Going straight to the goal and stopping there would score about −4: the
-    high level gets close, not all the way."""
+def test_high_level_policy_in_z_space_reaches_the_goal_and_stays_near_it(pretrained):
+    """PPO choosing a latent every 2 steps for seed 0's low-level policy on the dense goal task
+    (−‖p − (0.7, 0.7)‖ per step, 50 steps from the centre; standing still scores −49.5, going
+    straight there and stopping about −4), 8,192 high-level steps (16,384 env steps), 4 seeds.
+    The low level always moves at full speed (its reference style), so the high level holds the
+    point near the goal by turning it round every 2 steps. Measured on the three pretrained seeds
+    of this fixture × PPO keys split(PRNGKey(k), 4), k = 1, 2, 3, and the three pretrained seeds of
+    split(PRNGKey(1), 3) × k = 1: means −7.12 to −11.42, medians −6.79 to −9.27, single seeds
+    −6.66 to −19.0. With a latent every 5 steps (4,096 high-level steps) the same high level
+    reached only −20.2 to −21.6: it overshoots (benchmarks/skills.py measures both)."""
     state = jax.tree.map(lambda x: x[0], pretrained[0])
     task = envs.variant("point/goal-dense-ase-test", "point/goal", reward="dense")
-    name = ase.register_latents("point/goal-ase-high-test", PRETRAIN, state, task, latent_steps=5)
-    high = ppo.Config(env=name, total_timesteps=4_096, num_envs=8, num_steps=16, num_minibatches=2,
+    name = ase.register_latents("point/goal-ase-high-test", PRETRAIN, state, task, latent_steps=2)
+    high = ppo.Config(env=name, total_timesteps=8_192, num_envs=8, num_steps=16, num_minibatches=2,
                       learning_rate=3e-3, ent_coef=0.0, eval_every=10_000)
     _, _, returns = jax.jit(jax.vmap(lambda k: ppo.train(high, k)))(jax.random.split(jax.random.PRNGKey(1), 4))
-    assert float(returns[:, -1].mean()) > -30.0, returns[:, -1].mean(-1)
+    per_seed = np.asarray(returns[:, -1].mean(-1))
+    assert per_seed.mean() > -15.0 and np.median(per_seed) > -12.0, per_seed
