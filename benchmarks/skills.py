@@ -3,7 +3,7 @@ skills' trajectories as a picture, downstream returns of a high-level policy ove
 against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
 the style discriminator, a high-level policy in z-space on a goal).
 
-    python benchmarks/skills.py                  # CPU: about 15 minutes on 2 cores
+    python benchmarks/skills.py                  # CPU: about 12 minutes on 2 cores
     python benchmarks/skills.py --parts ase      # one part; the others are kept from the JSON
     python benchmarks/skills.py --ant            # adds DIAYN's brax/ant preset (for an accelerator)
 
@@ -75,8 +75,9 @@ def diayn_part(env_name: str, steps: int, seeds: int, picture: str) -> tuple[dic
     return row, config, states
 
 
-def downstream_part(config, states, budget: int, radius: float, skill_steps: int, seeds: int) -> dict:
-    """High-level PPO over each pretrained seed's skills vs SAC from scratch on the sparse goal task."""
+def downstream_part(config, states, budget: int, radius: float, skill_steps: tuple[int, ...], seeds: int) -> dict:
+    """High-level PPO over each pretrained seed's skills, choosing a skill every k steps for each
+    k in `skill_steps`, vs SAC from scratch on the sparse goal task, `budget` task steps each."""
     import jax
 
     from purerl import envs
@@ -84,15 +85,16 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: int
 
     task = envs.variant(f"point/goal-r{radius}", "point/goal", goal_radius=radius)
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-    hierarchical, single_skill = [], []
+    hierarchical, single_skill = {k: [] for k in skill_steps}, []
     for s in range(jax.tree.leaves(states)[0].shape[0]):
         state = jax.tree.map(lambda x: x[s], states)
         single_skill.append(float(np.max(np.asarray(diayn.best_skill(config, state, task, jax.random.PRNGKey(3))[1]))))
-        name = diayn.register_skills(f"point/goal-r{radius}-skills{s}", config, state, task, skill_steps)
-        high = ppo.Config(env=name, total_timesteps=budget // skill_steps, num_envs=8, num_steps=16,
-                          num_minibatches=2, learning_rate=3e-3, eval_every=10_000, eval_episodes=16)
-        _, _, returns = jax.jit(jax.vmap(lambda k: ppo.train(high, k)))(keys)
-        hierarchical.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+        for k in skill_steps:
+            name = diayn.register_skills(f"point/goal-r{radius}-skills{s}-k{k}", config, state, task, k)
+            high = ppo.Config(env=name, total_timesteps=budget // k, num_envs=8, num_steps=16,
+                              num_minibatches=2, learning_rate=3e-3, eval_every=10_000, eval_episodes=16)
+            _, _, returns = jax.jit(jax.vmap(lambda key: ppo.train(high, key)))(keys)
+            hierarchical[k].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
     scratch = sac.Config(env=task, total_timesteps=budget, num_envs=4, steps_per_update=4, gradient_steps=4,
                          learning_starts=500, batch_size=128, hidden_sizes=(64, 64), learning_rate=1e-3,
                          eval_every=10_000, eval_episodes=16)
@@ -102,9 +104,11 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: int
         _, _, returns = jax.jit(jax.vmap(lambda k: sac.train(scratch, k)))(keys_s)
         sac_returns.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
     return {"task": f"point/goal, goal (0.7, 0.7), radius {radius}, sparse", "env_steps": budget,
-            "skill_steps": skill_steps, "hierarchical_ppo": _summary(hierarchical),
+            "hierarchical_ppo_by_skill_steps": {str(k): {"skill_steps": k, "high_level_steps": budget // k,
+                                                         "return": _summary(v), "runs": v}
+                                                 for k, v in hierarchical.items()},
             "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns),
-            "hierarchical_runs": hierarchical, "sac_runs": sac_returns}
+            "sac_runs": sac_returns}
 
 
 def pcgrad_part(seeds: int, key_sets: int) -> dict:
@@ -232,7 +236,7 @@ def main(argv=None):
         walls_row, _, _ = diayn_part("point/walls", args.walls_steps, args.seeds, "skills_point_walls.png")
         accuracy_plot([open_row, walls_row], os.path.join(RESULTS_DIR, "skills_accuracy.png"))
         payload["diayn"] = [open_row, walls_row]
-        payload["downstream"] = [downstream_part(config, states, args.budget, radius, 5, args.seeds)
+        payload["downstream"] = [downstream_part(config, states, args.budget, radius, (5, 2), args.seeds)
                                  for radius in (0.3, 0.2)]
     if "pcgrad" in args.parts:
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
@@ -255,10 +259,13 @@ def main(argv=None):
               f"{d['mean']:.2f} (min {d['min']:.2f}); skill return {row['final_skill_return']['mean']:.1f} "
               f"of {row['max_skill_return']:.1f}")
     for row in payload.get("downstream", []):
-        h, s = row["hierarchical_ppo"], row["sac_from_scratch"]
-        print(f"{row['task']}, {row['env_steps']:,} steps: hierarchical PPO over skills {h['mean']:.1f} "
-              f"(IQM {h['iqm']:.1f} [{h['iqm_ci95'][0]:.1f}, {h['iqm_ci95'][1]:.1f}]), SAC from scratch "
-              f"{s['mean']:.1f} (IQM {s['iqm']:.1f} [{s['iqm_ci95'][0]:.1f}, {s['iqm_ci95'][1]:.1f}])")
+        s = row["sac_from_scratch"]
+        print(f"{row['task']}, {row['env_steps']:,} steps: SAC from scratch {s['mean']:.2f} "
+              f"(IQM {s['iqm']:.2f} [{s['iqm_ci95'][0]:.2f}, {s['iqm_ci95'][1]:.2f}])")
+        for k, h in row["hierarchical_ppo_by_skill_steps"].items():
+            h = h["return"]
+            print(f"  hierarchical PPO over skills, a skill every {k} steps: {h['mean']:.2f} "
+                  f"(IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}])")
     for surgery in ("pcgrad", "sum") if "pcgrad" in payload else ():
         r = payload["pcgrad"][surgery]
         t = r["sum_over_tasks"]
