@@ -3,7 +3,7 @@ skills' trajectories as a picture, downstream returns of a high-level policy ove
 against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
 the style discriminator, a high-level policy in z-space on a goal).
 
-    python benchmarks/skills.py                  # CPU: about 12 minutes on 2 cores
+    python benchmarks/skills.py                  # every part (CPU times per part: README)
     python benchmarks/skills.py --parts ase      # one part; the others are kept from the JSON
     python benchmarks/skills.py --ant            # adds DIAYN's brax/ant preset (for an accelerator)
 
