@@ -22,16 +22,23 @@ from purerl import compare  # noqa: E402
 from purerl.report import atomic_write  # noqa: E402
 
 
+def _changed(row: dict) -> dict:
+    """The overrides of a row that is not the preset as it stands (a shortened MinAtar run on a
+    CPU), the run length aside: the x axis shows it."""
+    return {k: v for k, v in row.get("overrides", {}).items() if k not in ("total_timesteps", "eval_every")}
+
+
 def _label(row: dict) -> str:
-    """'ppo (16 seeds)', plus the overrides of a row that is not the preset as it stands
-    (a shortened MinAtar run on a CPU), the run length aside: the x axis shows it."""
-    changed = {k: v for k, v in row.get("overrides", {}).items() if k not in ("total_timesteps", "eval_every")}
+    """'ppo (16 seeds)', plus the row's changes to its preset (`_changed`)."""
+    changed = _changed(row)
     extra = "".join(f", {k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in changed.items())
     return f"{row['algorithm']} ({row['num_seeds']} seeds{extra})"
 
 
-def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str], dict[str, float]]:
-    by_env, missing, references = {}, [], {}
+def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str], dict[str, float], set[str]]:
+    """Curves per environment, the rows without one, gymnax's reference returns, and the
+    environments where some row changed its preset."""
+    by_env, missing, references, changed = {}, [], {}, set()
     for family in ("onpolicy", "offpolicy", "minatar"):
         path = os.path.join(RESULTS_DIR, f"learning_{family}.json")
         rows = json.load(open(path))["rows"] if os.path.exists(path) else []
@@ -41,6 +48,8 @@ def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str], dict[st
                 continue
             curves = np.asarray(r["curve"]["per_seed_return"], np.float64)
             label = _label(r)
+            if _changed(r):
+                changed.add(r["env"])
             if "reference_return" in r:
                 references[r["env"]] = r["reference_return"]
             by_env.setdefault(r["env"], []).append(compare.Entry(
@@ -48,10 +57,10 @@ def entries_by_env() -> tuple[dict[str, list[compare.Entry]], list[str], dict[st
                 "env steps", None))
     for entries in by_env.values():
         entries.sort(key=lambda e: ORDER.index(e.algorithm) if e.algorithm in ORDER else 99)
-    return by_env, missing, references
+    return by_env, missing, references, changed
 
 
-def plot(env: str, entries: list[compare.Entry], reference: float | None = None) -> bytes:
+def plot(env: str, entries: list[compare.Entry], reference: float | None = None, changed: bool = False) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +77,6 @@ def plot(env: str, entries: list[compare.Entry], reference: float | None = None)
     ax.set_xscale("log")
     ax.set_xlabel("env steps per seed (log scale)")
     ax.set_ylabel("IQM evaluation return (95% CI)")
-    changed = any("=" in e.label for e in entries)  # a row run with --set overrides (named in the legend)
     title = "presets with the changes in the legend" if changed else "every algorithm's preset"
     ax.set_title(f"{title} · {env}", fontsize="medium")
     ax.grid(alpha=0.3)
@@ -77,10 +85,10 @@ def plot(env: str, entries: list[compare.Entry], reference: float | None = None)
 
 
 def main():
-    by_env, missing, references = entries_by_env()
+    by_env, missing, references, changed = entries_by_env()
     for env, entries in sorted(by_env.items()):
         path = os.path.join(RESULTS_DIR, f"learning_curves_{env}.png")
-        atomic_write(path, plot(env, entries, references.get(env)))
+        atomic_write(path, plot(env, entries, references.get(env), env in changed))
         print(f"saved {path} ({', '.join(e.algorithm for e in entries)})")
     if missing:
         print(f"no curve saved (measured before curves were recorded): {', '.join(missing)}")
