@@ -242,8 +242,12 @@ def main(argv=None):
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
     if "ase" in args.parts:
         payload["ase"] = ase_part(args.seeds, args.ase_task_steps)
+    from benchmarks.common import hardware
+
+    payload.setdefault("hardware_by_part", {})  # the top-level "hardware" is this run's; each part keeps its own
     for part in args.parts:
         payload["commands"][part] = command
+        payload["hardware_by_part"][part] = hardware()
     if set(args.parts) == set(PARTS):
         payload["command"] = command
     if args.ant:
