@@ -67,6 +67,7 @@ class RewardBackend:
         self.inner, self.reward_fn = backend, reward_fn
         self.name = backend.name
         self.observation_space = backend.observation_space
+        self.raw_obs_dtype = getattr(backend, "raw_obs_dtype", jnp.float32)  # the backend's own observations
         self.action_space = backend.action_space
         self.max_episode_steps = backend.max_episode_steps
 
@@ -91,6 +92,7 @@ class MacroBackend:
     def __init__(self, task: Backend, action_space, controller, steps: int, name: str):
         self.task, self.controller, self.steps, self.name = task, controller, int(steps), name
         self.observation_space = task.observation_space
+        self.raw_obs_dtype = getattr(task, "raw_obs_dtype", jnp.float32)  # the task's own observations
         self.action_space = action_space
         self.max_episode_steps = -(-task.max_episode_steps // self.steps)
 

@@ -140,6 +140,9 @@ def test_minatar_observations_are_binary_so_bool_holds_them_exactly(name):
     values = np.unique(np.concatenate([np.ravel(obs), np.ravel(later), np.ravel(finals)]))
     assert set(values.tolist()) <= {0.0, 1.0} and 1.0 in values
     assert envs.make("CartPole-v1").raw_obs_dtype == jnp.float32
+    # A variant (other parameters, or another reward) has the same observations.
+    changed = envs.variant(f"{name}-reward-test", name, reward_fn=lambda obs, action, next_obs: jnp.sum(next_obs))
+    assert envs.make(changed).raw_obs_dtype == jnp.bool_
 
 
 def test_running_mean_std_matches_numpy():
