@@ -132,23 +132,28 @@ def pcgrad_part(seeds: int, key_sets: int) -> dict:
             "num_runs": seeds * key_sets, **rows}
 
 
-def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2)) -> dict:
+def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2), diversity_weights=(0.0, 0.01, 0.1, 1.0)) -> dict:
     """ASE on point/open (the default Config: 100,000 steps, z on the circle): the encoder's
     cosine μ_q(s, s′)ᵀz on fresh episodes, the style discriminator's accuracy on held-out
     reference against uniformly random transitions, then PPO in z-space on the dense goal task
     over each pretrained seed's low level, `task_steps` environment steps, choosing a latent every
     k steps for each k in `latent_steps` (the low level moves at full speed: with k = 5 the high
-    level cannot stop near the goal, with k = 2 it can)."""
+    level cannot stop near the goal, with k = 2 it can). The pretraining runs once per diversity
+    weight w_div of eq. (5) in one vmapped program (the diversity ratio b of the last 10 updates,
+    the cosine and the accuracy for each); the high level uses the default's (w_div = 0)."""
     import jax
     import jax.numpy as jnp
 
     from purerl import envs
     from purerl.algos import ase, ppo
+    from purerl.config import sweep_axes
 
     config = ase.Config()
+    assert config.diversity_weight == diversity_weights[0]
+    swept = config.replace(diversity_weight=jnp.asarray(diversity_weights))
 
-    def run(key):
-        state, _, _ = ase.train(config, key)
+    def run(config, key):
+        state, metrics, _ = ase.train(config, key)
         cosine = ase.latent_rollout(config, state, jax.random.fold_in(key, 1), 32)["cosine"].mean()
         disc = ase.make_discriminator(config)
         reference = ase.reference_transitions(config, jax.random.fold_in(key, 2))  # held-out episodes
@@ -157,11 +162,17 @@ def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2)) -> dict:
         random = (s, s + 0.1 * jax.random.uniform(a_key, (4096, 2), minval=-1.0, maxval=1.0))
         logits = [disc.apply(state.disc_params, ase.transition_features(*t, state.feature_mean, state.feature_std))[:, 0]
                   for t in (reference, random)]
-        return state, cosine, (jnp.mean(logits[0] > 0) + jnp.mean(logits[1] < 0)) / 2
+        accuracy = (jnp.mean(logits[0] > 0) + jnp.mean(logits[1] < 0)) / 2
+        return state, cosine, accuracy, metrics["diversity/ratio"][-10:].mean()
 
     start = time.time()
-    states, cosine, accuracy = jax.block_until_ready(jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), seeds)))
+    by_weight = jax.jit(jax.vmap(jax.vmap(run, (None, 0)), (sweep_axes(swept, "diversity_weight"), None)))
+    states, cosine, accuracy, ratio = jax.block_until_ready(by_weight(swept, jax.random.split(jax.random.PRNGKey(0), seeds)))
     pretrain_seconds = time.time() - start
+    diversity = [{"diversity_weight": w, "diversity_target": config.diversity_target,
+                  "diversity_ratio_last_10_updates": _summary(ratio[i]), "encoder_cosine": _summary(cosine[i]),
+                  "style_accuracy_reference_vs_random": _summary(accuracy[i])} for i, w in enumerate(diversity_weights)]
+    states, cosine, accuracy = jax.tree.map(lambda x: x[0], (states, cosine, accuracy))  # the default, w_div = 0
     task = envs.variant("point/goal-dense-ase-bench", "point/goal", reward="dense")
     high_level = {}
     for k in latent_steps:
@@ -181,7 +192,8 @@ def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2)) -> dict:
                               "seconds_with_compile": time.time() - start}
     return {"env": config.env, "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
             "latent_dim": config.latent_dim, "num_seeds": seeds,
-            "encoder_cosine": _summary(cosine), "style_accuracy_reference_vs_random": _summary(accuracy),
+            "diversity_weight": config.diversity_weight, "encoder_cosine": _summary(cosine),
+            "style_accuracy_reference_vs_random": _summary(accuracy), "by_diversity_weight": diversity,
             "pretrain_seconds_with_compile": pretrain_seconds,
             "high_level_by_latent_steps": high_level}
 

@@ -11,6 +11,16 @@ A low-level policy π(a|s, z) is conditioned on a latent z on the unit hypersphe
                   q(z|s, s′) ∝ exp(κ μ_q(s, s′)ᵀ z)
     (3) r = w_style · r_D + w_encoder · r_E
 
+and, with weight w_div (`diversity_weight`, the paper's 0.01; 0 = off, the default here), PPO's
+loss gains the paper's diversity objective (as the paper's released code computes it): for
+a second latent z′ drawn uniformly,
+
+    (5) L_div = E_{s, z, z′}[(b* − ‖clip(μ(s, z)) − clip(μ(s, z′))‖² / d / (½(1 − zᵀz′) + 10⁻⁵))²]
+
+μ the policy's mean action (clipped to [−1, 1], d its dimension), b* the target ratio
+(`diversity_target`, 1): different latents must give actions that differ in proportion to the
+latents' distance, so that no region of z-space collapses onto one behaviour.
+
 The discriminator d_ψ learns reference transitions (label 1) against the policy's (label 0)
 by binary cross-entropy with a gradient penalty on interpolates of reference and policy inputs (GAIL's
 `discriminator_loss` + `gradient_penalty`, eq. 2–3 of `gail.py`); the encoder maximizes the
@@ -19,7 +29,7 @@ vMF log-likelihood of the z that produced each transition, i.e. minimizes
     (4) L_E = −E_{(s, s′, z) ~ π}[μ_q(s, s′)ᵀ z]
 
 (κ is a constant, as in the paper). The policy sees [s, z]; the discriminator and the encoder
-see (s, s′) only. The paper's diversity objective and its motion-prior details are left out.
+see (s, s′) only. The paper's motion-prior details are left out.
 
 Reference transitions come from purerl itself (no downloads): `reference_transitions`
 rolls out a scripted style — on the point mass, straight lines at full speed in a random
@@ -29,7 +39,7 @@ follows for `latent_steps` steps: a high-level policy (e.g. `ppo`) acts in z-spa
 
 One `update` = a PPO rollout in the latent-conditioned environment, `disc_steps` Adam steps of
 the discriminator (reference vs this rollout's transitions) and of the encoder, the rewards
-(3) from the updated networks, then `ppo.learn`.
+(3) from the updated networks, then `ppo.learn` with the diversity loss (5) added.
 
 Usage:
     purerl train ase --env point/open --num-seeds 4
@@ -88,6 +98,8 @@ class Config:
     encoder_weight: float = 0.5  # w_encoder of eq. (3)
     kappa: float = 1.0  # κ of eq. (2)
     init_log_std: float = -0.5
+    diversity_weight: float = 0.0  # w_div of eq. (5) (the paper: 0.01); 0 turns the objective off
+    diversity_target: float = 1.0  # b* of eq. (5)
 
     def __post_init__(self):
         for name in ("latent_dim", "latent_steps", "disc_steps", "disc_batch_size", "reference_episodes"):
@@ -101,7 +113,8 @@ class Config:
                              "the point mass (point/open, point/walls, point/goal, point/goal-walls)")
         for name in ("disc_learning_rate",):
             check_range(self, name, 0.0, low_inclusive=False)
-        for name in ("grad_penalty", "style_weight", "encoder_weight", "kappa"):
+        for name in ("grad_penalty", "style_weight", "encoder_weight", "kappa", "diversity_weight",
+                     "diversity_target"):
             check_range(self, name, 0.0)
         ppo_config(self)  # PPO's own checks (sizes, learning rate, γ, λ, ε, …)
 
@@ -242,6 +255,16 @@ def ase_reward(style_logits: jax.Array, mu: jax.Array, z: jax.Array, config: Con
     return config.style_weight * style + config.encoder_weight * config.kappa * jnp.sum(mu * z, axis=-1)
 
 
+def diversity_loss(mu: jax.Array, mu_other: jax.Array, z: jax.Array, z_other: jax.Array,
+                   target) -> tuple[jax.Array, jax.Array]:
+    """Eq. (5) for mean actions μ(s, z), μ(s, z′) [B, d] and latents z, z′ [B, latent_dim]:
+    returns (L_div, the mean ratio b = ‖Δ clip(μ)‖²/d / (½(1 − zᵀz′) + 10⁻⁵))."""
+    action_distance = jnp.mean((jnp.clip(mu, -1.0, 1.0) - jnp.clip(mu_other, -1.0, 1.0)) ** 2, axis=-1)
+    latent_distance = 0.5 - 0.5 * jnp.sum(z * z_other, axis=-1)
+    ratio = action_distance / (latent_distance + 1e-5)
+    return jnp.mean((target - ratio) ** 2), jnp.mean(ratio)
+
+
 def transition_features(s: jax.Array, s_next: jax.Array, mean=0.0, std=1.0) -> jax.Array:
     """(s, s′ − s), standardized by the reference transitions' `mean` and `std`: the
     discriminator's and the encoder's input."""
@@ -332,7 +355,18 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
     logits = disc.apply(disc_params, policy_x)[:, 0]
     mu = encoder_mean(encoder.apply(enc_params, policy_x))
     reward = ase_reward(logits, mu, z_next, config).reshape(traj.reward.shape)
-    params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng)
+    network = ppo.make_network(pc, ppo.make_env(pc.env, pc.normalize_obs))
+
+    def diversity(params, batch, key):  # eq. (5), added to PPO's loss in every SGD step
+        s, z = _split(config, batch.obs)
+        z_other = sample_latent(key, config.latent_dim, z.shape[:-1])
+        mean = lambda latent: network.apply(params, jnp.concatenate([s, latent], -1),  # noqa: E731
+                                            method=ppo.ActorCritic.policy).mean()
+        loss, ratio = diversity_loss(mean(z), mean(z_other), z, z_other, config.diversity_target)
+        return config.diversity_weight * loss, {"loss/diversity": loss, "diversity/ratio": ratio}
+
+    params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng,
+                                            extra_loss=diversity)
     metrics = {**jax.tree.map(jnp.mean, aux), **jax.tree.map(lambda x: x[-1], net_aux),
                "reward/mean": reward.mean(), "encoder/cosine": jnp.mean(jnp.sum(mu * z_next, axis=-1)),
                "disc/policy_prob": jnp.mean(jax.nn.sigmoid(logits)),

@@ -306,10 +306,12 @@ def rollout(config: Config, params, env_state: envs.EnvState, obs: jax.Array, rn
     return jax.lax.scan(env_step, (env_state, obs, rng), None, length=config.num_steps)
 
 
-def learn(config: Config, params, opt_state, traj: Transition, rng: jax.Array):
+def learn(config: Config, params, opt_state, traj: Transition, rng: jax.Array, extra_loss=None):
     """GAE on `traj` (eq. 5), then `update_epochs` × `num_minibatches` SGD steps on eq. (4).
 
-    Returns (params, opt_state, rng, per-step loss diagnostics)."""
+    `extra_loss(params, minibatch, key) -> (loss, aux)`, when given, is added to eq. (4) in every
+    SGD step, with a fresh key per step (a method built on PPO adds its own objective: ASE's
+    diversity loss). Returns (params, opt_state, rng, per-step loss diagnostics)."""
     env = make_env(config.env, config.normalize_obs)
     network = make_network(config, env)
     optimizer = make_optimizer(config)
@@ -322,10 +324,17 @@ def learn(config: Config, params, opt_state, traj: Transition, rng: jax.Array):
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
 
+    def loss_fn(params, batch, adv, tgt, key):
+        loss, aux = ppo_loss(params, network, config, batch, adv, tgt)
+        if extra_loss is None:
+            return loss, aux
+        extra, extra_aux = extra_loss(params, batch, key)
+        return loss + extra, {**aux, **extra_aux}
+
     def sgd_step(carry, minibatch):
         params, opt_state = carry
-        batch, adv, tgt = minibatch
-        grads, aux = jax.grad(ppo_loss, has_aux=True)(params, network, config, batch, adv, tgt)
+        batch, adv, tgt, key = minibatch
+        grads, aux = jax.grad(loss_fn, has_aux=True)(params, batch, adv, tgt, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), aux
 
@@ -334,7 +343,10 @@ def learn(config: Config, params, opt_state, traj: Transition, rng: jax.Array):
         order = jax.random.permutation(epoch_key, batch_size)
         minibatches = jax.tree.map(
             lambda x: x[order].reshape((config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
-        return jax.lax.scan(sgd_step, carry, minibatches)
+        # PPO alone draws no extra keys (its random stream is unchanged by this option)
+        keys = (None if extra_loss is None
+                else jax.random.split(jax.random.fold_in(epoch_key, 1), config.num_minibatches))
+        return jax.lax.scan(sgd_step, carry, (*minibatches, keys))
 
     rng, epoch_key = jax.random.split(rng)
     (params, opt_state), aux = jax.lax.scan(
