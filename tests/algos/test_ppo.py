@@ -66,6 +66,26 @@ def test_clipped_value_loss_takes_the_pessimistic_branch():
     assert np.isclose(float(aux["loss/value"]), 0.5 * 2.9**2, rtol=1e-5)
 
 
+def test_learn_adds_an_extra_loss_with_a_fresh_key_per_sgd_step():
+    """`learn(extra_loss=…)` (how ASE adds its diversity objective): the extra term's aux comes
+    back per SGD step, each step gets its own key, and a strong L2 penalty on the parameters
+    shrinks them against the same update without it."""
+    config = ppo.Config(num_envs=2, num_steps=8, num_minibatches=2, update_epochs=2, hidden_sizes=(8,))
+    state = ppo.init(config, jax.random.PRNGKey(0))
+    _, traj = ppo.rollout(config, state.params, state.env_state, state.obs, state.rng)
+    norm = lambda params: sum(jnp.sum(x**2) for x in jax.tree.leaves(params))  # noqa: E731
+
+    def l2(params, batch, key):
+        assert batch.obs.shape == (8, 4)  # one minibatch
+        return 100.0 * norm(params), {"extra/key": jax.random.uniform(key)}
+
+    plain, *_ = ppo.learn(config, state.params, state.opt_state, traj, state.rng)
+    shrunk, _, _, aux = ppo.learn(config, state.params, state.opt_state, traj, state.rng, extra_loss=l2)
+    keys = np.asarray(aux["extra/key"])
+    assert keys.shape == (2, 2) and len(np.unique(keys)) == 4  # [epochs, minibatches], all different
+    assert "loss/policy" in aux and float(norm(shrunk)) < float(norm(plain)) - 0.01
+
+
 # ----------------------------------------------------------------------------- probes
 def _value(config, state, obs):
     env = ppo.make_env(config.env, config.normalize_obs)
