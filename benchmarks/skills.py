@@ -1,7 +1,8 @@
 """Skills and multi-task: DIAYN on the point mass (discriminator accuracy while it learns, the
 skills' trajectories as a picture, downstream returns of a high-level policy over the skills
 against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
-the style discriminator, a high-level policy in z-space on a goal).
+the style discriminator, a high-level policy in z-space on a goal; and on Pendulum-v1 with the
+swing-up expert as the reference style, the low level's Pendulum return without its reward).
 
     python benchmarks/skills.py                  # every part (CPU times per part: README)
     python benchmarks/skills.py --parts ase      # one part; the others are kept from the JSON
@@ -24,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import RESULTS_DIR, save  # noqa: E402
 
-PARTS = ("diayn", "pcgrad", "ase")
+PARTS = ("diayn", "pcgrad", "ase", "ase-pendulum")
 
 
 def _summary(values) -> dict:
@@ -198,6 +199,42 @@ def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2), diversity_weights
             "high_level_by_latent_steps": high_level}
 
 
+def ase_pendulum_part(seeds: int) -> dict:
+    """ASE on Pendulum-v1 (`Config.for_env`: 409,600 steps, the scripted swing-up + LQR expert as
+    the reference style): the low level's Pendulum return over 16 deterministic episodes with
+    latents drawn as in training (it never sees Pendulum's reward), its fraction of the way from
+    uniformly random actions to the expert (100 episodes each), and the encoder's cosine on
+    fresh episodes."""
+    import jax
+
+    from purerl import datasets, envs, experts
+    from purerl.algos import ase, ppo
+    from purerl.evaluation import evaluate as run_episodes
+
+    config = ase.Config.for_env("Pendulum-v1")
+    env = ppo.make_env(ase.latent_env(config), False)
+
+    def run(key):
+        state, _, _ = ase.train(config, key)
+        returns = run_episodes(env, lambda obs, k: ase.act(config, state.policy.params, obs, k),
+                               jax.random.fold_in(key, 7), 16)
+        return returns.mean(), ase.latent_rollout(config, state, jax.random.fold_in(key, 1), 16)["cosine"].mean()
+
+    start = time.time()
+    returns, cosine = map(np.asarray, jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), seeds)))
+    seconds = time.time() - start
+    pendulum = envs.make("Pendulum-v1")
+    expert = datasets.mean_return(pendulum, experts.get("scripted", "Pendulum-v1"), jax.random.PRNGKey(2), 100)
+    random = datasets.mean_return(pendulum, datasets.random_policy(pendulum), jax.random.PRNGKey(3), 100)
+    return {"env": config.env, "reference": "scripted swing-up + LQR expert", "num_seeds": seeds,
+            "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
+            "encoder_weight": config.encoder_weight, "style_weight": config.style_weight,
+            "pendulum_return": _summary(returns), "runs": returns.tolist(),
+            "fraction_of_expert": _summary((returns - random) / (expert - random)),
+            "expert_return": expert, "random_return": random, "encoder_cosine": _summary(cosine),
+            "seconds_with_compile": seconds}
+
+
 def accuracy_plot(rows: list[dict], path: str) -> None:
     import matplotlib
 
@@ -254,6 +291,8 @@ def main(argv=None):
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
     if "ase" in args.parts:
         payload["ase"] = ase_part(args.seeds, args.ase_task_steps)
+    if "ase-pendulum" in args.parts:
+        payload["ase_pendulum"] = ase_pendulum_part(max(args.seeds, 8))
     from benchmarks.common import hardware
 
     payload.setdefault("hardware_by_part", {})  # the top-level "hardware" is this run's; each part keeps its own
@@ -297,6 +336,13 @@ def main(argv=None):
             print(f"  high level on the dense goal, a latent every {k} steps, {row['task_env_steps']} env steps: "
                   f"{h['mean']:.2f} (IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}]; "
                   f"standing still −49.5)")
+    if "ase_pendulum" in payload:
+        a = payload["ase_pendulum"]
+        r, f = a["pendulum_return"], a["fraction_of_expert"]
+        print(f"ASE {a['env']} from the swing-up expert's style, {a['env_steps_per_seed']} steps: Pendulum return "
+              f"{r['mean']:.1f} (IQM {r['iqm']:.1f} [{r['iqm_ci95'][0]:.1f}, {r['iqm_ci95'][1]:.1f}]); fraction of "
+              f"the expert {f['mean']:.3f} (expert {a['expert_return']:.1f}, random {a['random_return']:.1f}); "
+              f"encoder cosine {a['encoder_cosine']['mean']:.3f}")
     save(args.out, payload)
 
 

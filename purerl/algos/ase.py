@@ -32,8 +32,10 @@ vMF log-likelihood of the z that produced each transition, i.e. minimizes
 see (s, s′) only. The paper's motion-prior details are left out.
 
 Reference transitions come from purerl itself (no downloads): `reference_transitions`
-rolls out a scripted style — on the point mass, straight lines at full speed in a random
-direction per episode. After training, `register_latents` makes an environment whose
+rolls out a scripted style — on the point mass, "straight" lines at full speed in a random
+direction per episode — or, on any continuous-action environment, an expert of
+`purerl.experts` (`reference="scripted"`: e.g. Pendulum-v1's energy-shaping swing-up and LQR
+balance; or a trained purerl agent registered with `experts.register`). After training, `register_latents` makes an environment whose
 continuous action a ∈ [−1, 1]^d is a latent (z = a/‖a‖) that the frozen low-level policy
 follows for `latent_steps` steps: a high-level policy (e.g. `ppo`) acts in z-space on a task.
 
@@ -43,6 +45,7 @@ the discriminator (reference vs this rollout's transitions) and of the encoder, 
 
 Usage:
     purerl train ase --env point/open --num-seeds 4
+    purerl train ase --env Pendulum-v1 --num-seeds 4     # the swing-up expert's style
     state, metrics, eval_returns = jax.jit(jax.vmap(ase.train, in_axes=(None, 0)))(ase.Config(), keys)
 """
 
@@ -57,7 +60,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from purerl import envs
+from purerl import envs, experts
 from purerl.algos import gail, ppo
 from purerl.config import check_choice, check_int, check_range, check_sizes, static
 from purerl.evaluation import train_loop
@@ -82,8 +85,10 @@ class Config:
     disc_hidden_sizes: tuple[int, ...] = static((64, 64))  # discriminator and encoder MLPs
     disc_steps: int = static(4)  # discriminator and encoder Adam steps per update
     disc_batch_size: int = static(256)
-    reference_episodes: int = static(64)  # scripted reference episodes (`reference_transitions`)
-    reference: str = static("straight")  # the reference style: "straight" lines at full speed
+    reference_episodes: int = static(64)  # reference episodes (`reference_transitions`)
+    # the reference style: "straight" lines at full speed (the point mass), or an expert's name in
+    # `purerl.experts` ("scripted", or one registered with `experts.register`)
+    reference: str = static("straight")
     eval_every: int = static(50)
     eval_episodes: int = static(8)
     # -- sweepable floats
@@ -105,12 +110,21 @@ class Config:
         for name in ("latent_dim", "latent_steps", "disc_steps", "disc_batch_size", "reference_episodes"):
             check_int(self, name)
         check_sizes(self, "disc_hidden_sizes")
-        check_choice(self, "reference", REFERENCES)
         if self.latent_dim < 2:
             raise ValueError(f"Config.latent_dim={self.latent_dim} is invalid: must be ≥ 2 (a sphere S^(d−1))")
-        if not self.env.startswith("point/"):
-            raise ValueError(f"Config.env={self.env!r} is invalid: the reference style 'straight' is scripted for "
-                             "the point mass (point/open, point/walls, point/goal, point/goal-walls)")
+        envs.check_name(self.env)
+        if self.reference == "straight":
+            if not self.env.startswith("point/"):
+                raise ValueError(f"Config.env={self.env!r} is invalid: the reference style 'straight' is scripted for "
+                                 "the point mass (point/open, point/walls, point/goal, point/goal-walls); "
+                                 "elsewhere name an expert as Config.reference (e.g. 'scripted' on Pendulum-v1)")
+        else:
+            if self.reference not in experts.names():
+                check_choice(self, "reference", ("straight", *experts.names()))
+            experts.check(self.reference, self.env, "Config.reference")
+        if envs.make(self.env).discrete:
+            raise ValueError(f"Config.env={self.env!r} is invalid: ASE's low level acts in a continuous action "
+                             "space (its diversity objective compares mean actions)")
         for name in ("disc_learning_rate",):
             check_range(self, name, 0.0, low_inclusive=False)
         for name in ("grad_penalty", "style_weight", "encoder_weight", "kappa", "diversity_weight",
@@ -131,8 +145,17 @@ class Config:
         return cls(**{"env": env, **PRESETS.get(env, {}), **overrides})
 
 
-REFERENCES = ("straight",)
-PRESETS: dict[str, dict[str, Any]] = {"point/open": dict()}
+# Pendulum: the swing-up expert's style, with PPO's Pendulum settings as GAIL uses them (RL
+# Baselines3 Zoo's γ 0.9, lr 1e-3, 10 epochs) and GAIL's gradient penalty there. The encoder's
+# weight is a tenth of the style's: at the point mass's 0.5 the low level made z recoverable
+# and lost the style (one vmapped sweep, 409,600 steps, 2 seeds: Pendulum returns −501 and −1073
+# at 0.5, −209 and −195 at 0.05; the learning test in tests/algos/test_ase.py states the rest).
+PRESETS: dict[str, dict[str, Any]] = {
+    "point/open": dict(),
+    "Pendulum-v1": dict(reference="scripted", encoder_weight=0.05, latent_steps=50, total_timesteps=409_600,
+                        num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16, gamma=0.9,
+                        learning_rate=1e-3, grad_penalty=1.0, eval_every=25),
+}
 
 
 def latent_env(config: Config) -> str:
@@ -209,8 +232,17 @@ class LatentBackend:
 
 # ----------------------------------------------------------------------------- reference style
 def reference_transitions(config: Config, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Scripted reference transitions (s, s′), each [N, obs_dim]: `reference_episodes` episodes of
-    `config.env` moving at full speed in one uniformly random direction per episode."""
+    """Reference transitions (s, s′), each [N, obs_dim], from `reference_episodes` environments
+    run for the time limit: with "straight", the point mass moving at full speed in one uniformly
+    random direction per episode; otherwise the expert `config.reference` acting (its episodes
+    follow one another through the auto-reset; s′ is the true final observation at an end)."""
+    if config.reference != "straight":
+        expert = experts.get(config.reference, config.env)
+        data, _ = experts.episodes_rollout(envs.make(config.env), expert, key, config.reference_episodes)
+        def flat(x):  # time-major [T · episodes, obs_dim], as the scripted style's
+            return jnp.swapaxes(x, 0, 1).astype(jnp.float32).reshape((-1, int(np.prod(x.shape[2:]))))
+
+        return flat(data.obs), flat(data.next_obs)
     env = envs.make(config.env)
     n = config.reference_episodes
     reset_key, direction_key, run_key = jax.random.split(key, 3)
