@@ -35,9 +35,10 @@ Reference transitions come from purerl itself (no downloads): `reference_transit
 rolls out a scripted style — on the point mass, "straight" lines at full speed in a random
 direction per episode — or, on any continuous-action environment, an expert of
 `purerl.experts` (`reference="scripted"`: e.g. Pendulum-v1's energy-shaping swing-up and LQR
-balance; or a trained purerl agent registered with `experts.register`). After training, `register_latents` makes an environment whose
-continuous action a ∈ [−1, 1]^d is a latent (z = a/‖a‖) that the frozen low-level policy
-follows for `latent_steps` steps: a high-level policy (e.g. `ppo`) acts in z-space on a task.
+balance; or a trained purerl agent registered with `experts.register`). After training,
+`register_latents` makes an environment whose continuous action a ∈ [−1, 1]^d is a latent
+(z = a/‖a‖) that the frozen low-level policy follows for `latent_steps` steps: a high-level
+policy (e.g. `ppo`) acts in z-space on a task.
 
 One `update` = a PPO rollout in the latent-conditioned environment, `disc_steps` Adam steps of
 the discriminator (reference vs this rollout's transitions) and of the encoder, the rewards
@@ -239,6 +240,7 @@ def reference_transitions(config: Config, key: jax.Array) -> tuple[jax.Array, ja
     if config.reference != "straight":
         expert = experts.get(config.reference, config.env)
         data, _ = experts.episodes_rollout(envs.make(config.env), expert, key, config.reference_episodes)
+
         def flat(x):  # time-major [T · episodes, obs_dim], as the scripted style's
             return jnp.swapaxes(x, 0, 1).astype(jnp.float32).reshape((-1, int(np.prod(x.shape[2:]))))
 
