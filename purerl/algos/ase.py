@@ -399,8 +399,10 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
         loss, ratio = diversity_loss(mean(z), mean(z_other), z, z_other, config.diversity_target)
         return config.diversity_weight * loss, {"loss/diversity": loss, "diversity/ratio": ratio}
 
+    # a weight of exactly 0 known at trace time (not swept) leaves PPO's update as it is
+    off = isinstance(config.diversity_weight, (int, float)) and config.diversity_weight == 0
     params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng,
-                                            extra_loss=diversity)
+                                            extra_loss=None if off else diversity)
     metrics = {**jax.tree.map(jnp.mean, aux), **jax.tree.map(lambda x: x[-1], net_aux),
                "reward/mean": reward.mean(), "encoder/cosine": jnp.mean(jnp.sum(mu * z_next, axis=-1)),
                "disc/policy_prob": jnp.mean(jax.nn.sigmoid(logits)),

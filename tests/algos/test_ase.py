@@ -220,9 +220,9 @@ def test_low_level_learns_the_swing_up_experts_style_on_pendulum():
     (`Config.for_env`), 204,800 steps, 4 seeds. The low level never sees Pendulum's reward; its
     deterministic episodes with random latents still score like the expert (−149.0; uniformly
     random actions −1237.9), and the encoder recovers z from its transitions. Measured with this
-    program over keys split(PRNGKey(k), 4), k = 0 … 4: mean returns −168.68 to −197.18, single
-    seeds −118.0 to −344.5; the encoder's mean cosine on fresh episodes 0.506–0.566 (single seeds
-    0.293–0.679). About 45 s."""
+    program over keys split(PRNGKey(k), 4), k = 0 … 4: mean returns −176.88 to −196.56, single
+    seeds −132.5 to −236.8; the encoder's mean cosine on fresh episodes 0.506–0.576 (single seeds
+    0.374–0.638). About 45 s."""
     config = ase.Config.for_env("Pendulum-v1", total_timesteps=204_800)
     env = ppo.make_env(ase.latent_env(config), False)
 
