@@ -114,14 +114,13 @@ class Config:
         if self.latent_dim < 2:
             raise ValueError(f"Config.latent_dim={self.latent_dim} is invalid: must be ≥ 2 (a sphere S^(d−1))")
         envs.check_name(self.env)
+        check_choice(self, "reference", ("straight", *experts.names()))
         if self.reference == "straight":
             if not self.env.startswith("point/"):
                 raise ValueError(f"Config.env={self.env!r} is invalid: the reference style 'straight' is scripted for "
                                  "the point mass (point/open, point/walls, point/goal, point/goal-walls); "
                                  "elsewhere name an expert as Config.reference (e.g. 'scripted' on Pendulum-v1)")
         else:
-            if self.reference not in experts.names():
-                check_choice(self, "reference", ("straight", *experts.names()))
             experts.check(self.reference, self.env, "Config.reference")
         if envs.make(self.env).discrete:
             raise ValueError(f"Config.env={self.env!r} is invalid: ASE's low level acts in a continuous action "
@@ -345,6 +344,24 @@ def _split(config: Config, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return x[..., : -config.latent_dim], x[..., -config.latent_dim:]
 
 
+def diversity_term(config: Config, pc: ppo.Config):
+    """Eq. (5) as `ppo.learn`'s `extra_loss(params, minibatch, key)`, weighted by w_div; None when
+    w_div is exactly 0 and known at trace time (not swept), which leaves PPO's update as it is."""
+    if isinstance(config.diversity_weight, (int, float)) and config.diversity_weight == 0:
+        return None
+    network = ppo.make_network(pc, ppo.make_env(pc.env, pc.normalize_obs))
+
+    def diversity(params, batch, key):
+        s, z = _split(config, batch.obs)
+        z_other = sample_latent(key, config.latent_dim, z.shape[:-1])
+        mean = lambda latent: network.apply(params, jnp.concatenate([s, latent], -1),  # noqa: E731
+                                            method=ppo.ActorCritic.policy).mean()
+        loss, ratio = diversity_loss(mean(z), mean(z_other), z, z_other, config.diversity_target)
+        return config.diversity_weight * loss, {"loss/diversity": loss, "diversity/ratio": ratio}
+
+    return diversity
+
+
 def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
     """One ASE iteration: PPO rollout with z, discriminator and encoder steps, rewards (3), PPO."""
     pc = ppo_config(config)
@@ -389,20 +406,8 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict]:
     logits = disc.apply(disc_params, policy_x)[:, 0]
     mu = encoder_mean(encoder.apply(enc_params, policy_x))
     reward = ase_reward(logits, mu, z_next, config).reshape(traj.reward.shape)
-    network = ppo.make_network(pc, ppo.make_env(pc.env, pc.normalize_obs))
-
-    def diversity(params, batch, key):  # eq. (5), added to PPO's loss in every SGD step
-        s, z = _split(config, batch.obs)
-        z_other = sample_latent(key, config.latent_dim, z.shape[:-1])
-        mean = lambda latent: network.apply(params, jnp.concatenate([s, latent], -1),  # noqa: E731
-                                            method=ppo.ActorCritic.policy).mean()
-        loss, ratio = diversity_loss(mean(z), mean(z_other), z, z_other, config.diversity_target)
-        return config.diversity_weight * loss, {"loss/diversity": loss, "diversity/ratio": ratio}
-
-    # a weight of exactly 0 known at trace time (not swept) leaves PPO's update as it is
-    off = isinstance(config.diversity_weight, (int, float)) and config.diversity_weight == 0
     params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng,
-                                            extra_loss=None if off else diversity)
+                                            extra_loss=diversity_term(config, pc))
     metrics = {**jax.tree.map(jnp.mean, aux), **jax.tree.map(lambda x: x[-1], net_aux),
                "reward/mean": reward.mean(), "encoder/cosine": jnp.mean(jnp.sum(mu * z_next, axis=-1)),
                "disc/policy_prob": jnp.mean(jax.nn.sigmoid(logits)),
