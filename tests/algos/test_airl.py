@@ -223,8 +223,8 @@ def test_learns_pendulum_and_its_reward_transfers_to_a_heavier_pendulum():
     (2) Transfer: g(s) of the best-imitating seed replaces the reward of a Pendulum with mass 1.3
     (gymnax's is 1); a fresh PPO (Pendulum preset, 409,600 steps, 2 seeds) evaluated on that
     Pendulum's true reward, normalized by the scripted expert (−180.5 there) and random play
-    (−1221.5): the better PPO seed ≥ 90. GAIL's −log(1 − D) used the same way trains PPO to about
-    −19 (benchmarks/reward_transfer.py), and PPO on the true reward reaches 96.4 there.
+    (−1221.5): the better PPO seed ≥ 90. GAIL's −log(1 − D) used the same way trains PPO to −19.3
+    and −9.5 (benchmarks/reward_transfer.py), and PPO on the true reward reaches 96.4 there.
     Measured (jax 0.9.2, AMD EPYC 2-core, load about 2; 31 s for AIRL and 25 s for PPO after
     compiling), key sets split(PRNGKey(k), 4), PPO keys split(PRNGKey(100 + k), 2):
     k = 0: fractions 0.942, 0.985, 0.944, 1.026, transfer 100.4 / 101.4;

@@ -168,14 +168,14 @@ def test_learns_cartpole_from_4_expert_episodes():
 @pytest.mark.learning
 def test_learns_pendulum_from_4_expert_episodes():
     """Pendulum-v1, the Pendulum preset (PPO's Pendulum settings, 409,600 steps per seed, gradient
-    penalty 1), 4 scripted swing-up episodes (800 pairs), 4 seeds in one vmap: fraction of the
-    expert's return (R − R_random)/(R_expert − R_random), R_expert −149.0, R_random −1237.9, median
-    seed ≥ 0.85 and mean ≥ 0.8. The issue's 0.9 holds for the median seed on every key set
-    measured, not for the mean: a seed in twelve stopped half way (0.50). Measured (jax 0.9.2, AMD
-    EPYC 2-core; three key sets in one 12-seed program, 134 s), per seed: split(PRNGKey(0), 4)
-    (this test's) 0.877, 0.894, 0.951, 1.011 (mean 0.933); PRNGKey(1) 1.009, 0.991, 0.985, 0.501
-    (mean 0.871, median 0.988); PRNGKey(2) 0.96, 0.994, 0.97, 1.017. benchmarks/imitation.py has
-    10 seeds from 1, 4 and 16 episodes."""
+    penalty 1, discriminator step size 1e-3), 4 scripted swing-up episodes (800 pairs), 4 seeds in
+    one vmap: fraction of the expert's return (R − R_random)/(R_expert − R_random), R_expert −149.0,
+    R_random −1237.9, median seed ≥ 0.88 and mean ≥ 0.83. Measured (jax 0.9.2, AMD EPYC 2-core,
+    66–80 s each), per seed, key sets split(PRNGKey(k), 4): k = 0 (this test's) 0.843, 0.975,
+    0.894, 1.01 (mean 0.931); k = 1: 0.992, 0.956, 0.982, 0.954 (0.971); k = 2: 0.871, 0.965,
+    0.954, 0.711 (0.875, median 0.912); k = 3: 0.988, 0.93, 1.003, 0.916 (0.959). With the old
+    step size 3e-4 the levels were median ≥ 0.85 and mean ≥ 0.8: 8 seeds of key set 1 scored mean
+    0.847, one seed 0.501. benchmarks/imitation.py has 10 seeds from 1, 4 and 16 episodes."""
     _, _, final, fraction = imitation_data.learn_from_expert(gail, "Pendulum-v1", 0)
     print(f"GAIL on Pendulum-v1 from 4 episodes: final returns {final}, fractions of the expert {fraction}")
-    assert np.median(fraction) >= 0.85 and fraction.mean() >= 0.8, fraction
+    assert np.median(fraction) >= 0.88 and fraction.mean() >= 0.83, fraction
