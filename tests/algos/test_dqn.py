@@ -228,6 +228,33 @@ def test_minatar_buffer_stores_bool_grids_and_learns_exactly_as_with_float32(mon
     jax.tree.map(np.testing.assert_array_equal, as_float.params, final.params)
 
 
+def test_minatar_checkpoint_with_a_float32_buffer_resumes_into_the_bool_buffer(monkeypatch, tmp_path):
+    """A MinAtar DQN run checkpointed before the buffer stored bool grids (its buffer float32)
+    resumes under the bool buffer: the 0/1 values are kept, and the run ends exactly as an
+    uninterrupted one."""
+    from purerl import run
+
+    config = dqn.Config(env="Breakout-MinAtar", total_timesteps=96, num_envs=4, steps_per_update=4,
+                        gradient_steps=2, batch_size=8, buffer_size=64, learning_starts=32, hidden_sizes=(16,),
+                        n_step=2, eval_every=2, eval_episodes=1)
+
+    def options(name, **kw):
+        return run.RunOptions(runs_dir=str(tmp_path), run_name=name, progress=False, plot=False, num_seeds=2, **kw)
+
+    uninterrupted = run.train("dqn", config, options("full"))
+    with monkeypatch.context() as patch:  # the buffer as it was stored before (float32)
+        patch.setattr(envs.Environment, "raw_obs_dtype", property(lambda self: jnp.dtype(jnp.float32)))
+        jax.clear_caches()
+        cut = run.train("dqn", config, options("cut", stop_after=2, checkpoint_every=1))
+        assert not cut.finished and cut.states.buffer.data.obs.dtype == np.float32
+        assert np.isin(np.asarray(cut.states.buffer.data.obs), (0.0, 1.0)).all()
+    jax.clear_caches()
+    resumed = run.resume(cut.run_dir, progress=False)
+    assert resumed.finished and resumed.states.buffer.data.obs.dtype == np.bool_
+    jax.tree.map(np.testing.assert_array_equal, resumed.states, uninterrupted.states)
+    np.testing.assert_array_equal(resumed.eval_returns, uninterrupted.eval_returns)
+
+
 # ----------------------------------------------------------------------------- config
 @pytest.mark.parametrize("field, value", [
     ("env", "NoSuchEnv-v0"), ("env", "Pendulum-v1"), ("total_timesteps", 0), ("num_envs", 0),
