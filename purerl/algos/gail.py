@@ -140,8 +140,9 @@ class Config:
 # gradient penalty, without which a seed in four collapsed, and a discriminator step size of
 # 1e-3: at 3e-4 some seeds stopped well short of the expert (fractions of its return, 8 seeds
 # of one key set: mean 0.847, min 0.501; with 1e-3: 0.972, min 0.944; 8 seeds of two more key
-# sets: 0.940 and 0.929, min 0.711; 1e-4 and a penalty of 10 were worse, 2e-3 no better).
-# benchmarks/imitation.py measures it.
+# sets: 0.940 and 0.929, min 0.711; about the same at 2e-3, 0.936 and 0.950, and at 3e-3, 0.963
+# on the first key set; 1e-4 (0.648) and a penalty of 10 (0.502) were worse). benchmarks/imitation.py
+# measures it.
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(),
     "Pendulum-v1": dict(total_timesteps=409_600, num_envs=16, num_steps=128, update_epochs=10,
