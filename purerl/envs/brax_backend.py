@@ -10,6 +10,7 @@ MJX on every step would dominate the step cost).
 from __future__ import annotations
 
 import functools
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,19 +36,35 @@ OBS_SIZES = {"ant": 27, "halfcheetah": 17, "hopper": 11, "walker2d": 17, "humano
              "inverted_pendulum": 4}
 
 
+class _Loaded(NamedTuple):
+    env: object  # the raw brax.envs.Env
+    obs_size: int
+    reset: Callable  # jax.jit(env.reset)
+    step: Callable  # jax.jit(env.step)
+
+
 @functools.lru_cache(maxsize=None)
-def _load(name: str, backend: str, kwargs: tuple):
-    """(Brax environment, observation size)."""
+def _load(name: str, backend: str, kwargs: tuple) -> _Loaded:
+    """The Brax environment, its observation size, and its `reset`/`step` under `jax.jit`, one
+    per (name, backend, kwargs) in a process.
+
+    Tracing MJX's `reset` and `step` takes seconds on a CPU. Called inside a traced program, a
+    `jax.jit` function is traced once per input shape and then reused (`vmap` batches the traced
+    program without tracing the Python again): every later program of any algorithm, seed count or
+    number of environments in this process skips it (a new `Config`'s `train`, the evaluation
+    loop, the runner's memory estimate). XLA inlines the call: the compiled program is the same.
+    """
     from brax import envs
 
     env = envs.get_environment(name, backend=backend, **dict(kwargs))
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
     if not kwargs and name in OBS_SIZES:
-        return env, OBS_SIZES[name]
+        return _Loaded(env, OBS_SIZES[name], reset, step)
     # Traced abstractly, not through the `observation_size` property: under
     # `jax.ensure_compile_time_eval` (where `purerl.envs.make` builds environments) that runs
     # MJX op by op, about 20 s on a CPU.
-    obs = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
-    return env, int(obs.shape[-1])
+    obs = jax.eval_shape(reset, jax.ShapeDtypeStruct((2,), jnp.uint32)).obs
+    return _Loaded(env, int(obs.shape[-1]), reset, step)
 
 
 class BraxBackend:
@@ -57,13 +74,14 @@ class BraxBackend:
         if int(episode_length) < 1:
             raise ValueError(f"make('brax/{name}'): episode_length must be ≥ 1, got {episode_length}")
         self.name = f"brax/{name}"
-        self.env, obs_size = _load(name, backend, tuple(sorted(kwargs.items())))
-        self.observation_space = Box.make(-jnp.inf, jnp.inf, (obs_size,))
+        self._loaded = _load(name, backend, tuple(sorted(kwargs.items())))
+        self.env = self._loaded.env
+        self.observation_space = Box.make(-jnp.inf, jnp.inf, (self._loaded.obs_size,))
         self.action_space = Box.make(-1.0, 1.0, (self.env.action_size,))
         self.max_episode_steps = int(episode_length)
 
     def reset(self, key):
-        state = self.env.reset(key)
+        state = self._loaded.reset(key)
         if state.obs.shape != self.observation_space.shape:
             raise ValueError(f"{self.name}: Brax returned observations of shape {state.obs.shape}, not "
                              f"{self.observation_space.shape} as brax_backend.OBS_SIZES says; correct that table")
@@ -71,7 +89,7 @@ class BraxBackend:
 
     def step(self, key, bstate: BraxState, action):
         del key  # Brax dynamics are deterministic
-        state = self.env.step(bstate.state, action)
+        state = self._loaded.step(bstate.state, action)
         time = bstate.time + 1
         terminated = state.done > 0.5
         truncated = (time >= self.max_episode_steps) & ~terminated

@@ -184,6 +184,49 @@ def test_probes_give_their_stated_rewards(kind):
 
 
 @pytest.mark.brax
+def test_brax_traces_reset_and_step_once_per_process(monkeypatch):
+    """MJX's `reset` and `step` (seconds of tracing each on a CPU) are traced once in a process:
+    a later program over another number of environments, or another `Environment` of the same
+    Brax task, reuses the trace."""
+    from brax import envs as brax_envs
+
+    from purerl.envs import brax_backend
+
+    calls = {"reset": 0, "step": 0}
+
+    class Counting:
+        def __init__(self, env):
+            self.env = env
+
+        def reset(self, key):
+            calls["reset"] += 1
+            return self.env.reset(key)
+
+        def step(self, state, action):
+            calls["step"] += 1
+            return self.env.step(state, action)
+
+        def __getattr__(self, name):
+            return getattr(self.env, name)
+
+    get = brax_envs.get_environment
+    monkeypatch.setattr(brax_envs, "get_environment", lambda *a, **k: Counting(get(*a, **k)))
+    brax_backend._load.cache_clear()
+    try:
+        for num_envs in (2, 3):
+            env = envs.make("brax/inverted_pendulum", episode_length=5)
+
+            def program(key, env=env, num_envs=num_envs):
+                state, _ = env.reset(key, num_envs)
+                return env.step(key, state, jnp.zeros((num_envs, 1)))
+
+            jax.make_jaxpr(program)(jax.random.PRNGKey(0))
+        assert calls == {"reset": 1, "step": 1}
+    finally:
+        brax_backend._load.cache_clear()  # the next test loads the real environment again
+
+
+@pytest.mark.brax
 def test_brax_ant_interface():
     env = envs.make("brax/ant", episode_length=5)
     assert env.obs_shape == (27,) and env.action_space.shape == (8,)
