@@ -1,5 +1,5 @@
 """DQN: targets and losses against hand-computed values, probe environments, config
-validation, and learning CartPole-v1 with 8 vmapped seeds."""
+validation, and learning CartPole-v1 with 4 vmapped seeds."""
 
 import functools
 
@@ -283,13 +283,14 @@ def test_preset_and_gradient_steps_per_update():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_cartpole():
-    """8 seeds of the CartPole-v1 preset (200k env steps each, 100k gradient steps): mean final
-    greedy return ≥ 475, the issue's level; random play scores about 22. Measured with the
-    learning rate annealed to 0 at the end of the run, on the 8 keys of PRNGKey(0), (1), (2):
-    500.0, 493.9 (lowest seed 460.4), 500.0 (before that fix: 500.0 on all three)."""
+    """4 seeds of the CartPole-v1 preset (200k env steps each, 100k gradient steps): mean final
+    greedy return ≥ 475, the issue's level, and every seed ≥ 400; random play scores about 22.
+    Measured with this program on the 4 keys of PRNGKey(0), (1), (2), (3) (2026-12-07): means
+    500.0, 500.0, 500.0, 494.8 (lowest seed 479.2), 64–94 s each. Earlier, 8 seeds per key set
+    (twice this test's CI time): 500.0, 493.9 (lowest seed 460.4), 500.0."""
     config = dqn.Config.for_env("CartPole-v1")
     assert config.total_timesteps <= 200_000
-    _, metrics, returns = jax.jit(jax.vmap(dqn.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 8))
+    _, metrics, returns = jax.jit(jax.vmap(dqn.train, in_axes=(None, 0)))(config, jax.random.split(jax.random.PRNGKey(0), 4))
     final = np.asarray(returns[:, -1]).mean(axis=-1)
     assert np.all(np.isfinite(np.asarray(metrics["loss/q"])[:, -1]))
-    assert final.mean() >= 475, final
+    assert final.mean() >= 475 and final.min() >= 400, final
