@@ -13,6 +13,7 @@ import pytest
 
 from purerl import cli, run
 from purerl.algos import ppo
+from xla_flags import with_host_devices  # tests/xla_flags.py (tests/ is on sys.path via its conftest)
 
 SMALL = ppo.Config(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 10, num_minibatches=2, update_epochs=2,
                    hidden_sizes=(16,), eval_every=3, eval_episodes=2)
@@ -112,7 +113,7 @@ def test_sharded_over_four_devices_equals_one_device(uninterrupted, tmp_path):
                                                     progress=False, plot=False))
         np.savez({str(tmp_path / "multi.npz")!r}, *jax.tree.leaves(r.states), returns=r.eval_returns)
         """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": with_host_devices(4), "JAX_PLATFORMS": "cpu"}  # this process's other flags
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=600)
     multi = np.load(tmp_path / "multi.npz")
     leaves = jax.tree.leaves(uninterrupted.states)

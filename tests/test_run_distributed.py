@@ -12,6 +12,7 @@ import numpy as np
 
 from purerl import run
 from purerl.algos import ppo
+from xla_flags import with_host_devices  # tests/xla_flags.py (tests/ is on sys.path via its conftest)
 
 CONFIG = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4, num_minibatches=2, update_epochs=1,
               hidden_sizes=(16,), eval_every=2, eval_episodes=2)
@@ -40,8 +41,7 @@ def _free_port() -> int:
 
 def test_two_processes_match_one_process(tmp_path):
     script = PROCESS.replace("CONFIG", repr(CONFIG))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": with_host_devices(None)}  # one CPU device each
     port = str(_free_port())
     procs = [subprocess.Popen([sys.executable, "-c", script, str(i), port, str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
