@@ -29,6 +29,22 @@ what makes it transferable: `reward_function(config, state)` exports g as a
 `reward_fn(obs, action, next_obs)` for `purerl.envs.variant`, so any purerl algorithm trains on
 it, e.g. on a Pendulum with another mass. With `state_only=False`, g takes (s, a).
 
+Absorbing states (`absorbing`, Kostrikov et al. 2019, "Discriminator-Actor-Critic",
+arXiv:1809.02925, §4.2). Eq. (1) drops h(s′) after a true terminal, and the reward ends there:
+an episode that ends early then gains whenever f is negative on the policy's states, a bias
+towards (or away from) terminals that is not the expert's. With `absorbing`, a terminal leads
+to an absorbing state s_a that loops on itself with one action (log π = 0), and both the
+discriminator and the policy see it. As in DAC, g and h take one more input, an indicator bit:
+0 on every real state, and s_a is the zero observation with the bit set (two free scalars for
+g(s_a) and h(s_a) would move by about one Adam step size per step, far too slowly),
+
+    (5) f(s, a, s_a) = g(s) + γ h(s_a) − h(s),    f_a = f(s_a, ·, s_a) = g(s_a) − (1 − γ) h(s_a)
+
+each terminal transition in a discriminator batch brings one absorbing transition (logit f_a)
+with it, and the policy's reward of a terminal transition adds the absorbing tail
+Σ_{k≥1} γᵏ f_a = γ f_a / (1 − γ). An expert who never ends an episode (CartPole's 500 steps) then
+teaches the discriminator that s_a is the policy's, and ending early costs the policy.
+
 One `update` is one PPO iteration with the reward replaced, as in GAIL: `ppo.rollout`, then
 `disc_steps` Adam steps of (3) on `disc_batch_size` policy transitions of this rollout against as
 many expert transitions (log π of the expert's actions under the current policy), then the
@@ -49,6 +65,7 @@ Usage:
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -88,6 +105,7 @@ class Config:
     normalize_obs: bool = static(False)  # PPO's running observation normalization (the policy's input only)
     disc_hidden_sizes: tuple[int, ...] = static((64, 64))  # the MLPs of g and h (tanh)
     state_only: bool = static(True)  # g(s) (transferable, Fu et al. §5) or g(s, a)
+    absorbing: bool = static(True)  # terminals lead to a learned absorbing state (eq. 5, DAC §4.2)
     disc_steps: int = static(4)  # discriminator Adam steps per update
     disc_batch_size: int = static(256)  # policy and expert transitions (each) per discriminator step
     eval_every: int = static(10)  # updates between evaluations
@@ -111,12 +129,15 @@ class Config:
             check_int(self, name)
         check_sizes(self, "disc_hidden_sizes")
         check_bool(self, "state_only")
+        check_bool(self, "absorbing")
         if self.total_timesteps < self.num_envs * self.num_steps:
             raise ValueError(f"Config.total_timesteps={self.total_timesteps} is invalid: must be ≥ one rollout, "
                              f"num_envs*num_steps={self.num_envs * self.num_steps}")
         check_range(self, "disc_learning_rate", 0.0, low_inclusive=False)
         check_range(self, "grad_penalty", 0.0)
         check_range(self, "log_pi_coef", 0.0)
+        if self.absorbing:  # eq. (5)'s tail γ f_a / (1 − γ)
+            check_range(self, "gamma", 0.0, 1.0, high_inclusive=False)
         ppo_config(self)  # PPO's fields, checked by ppo.Config itself
 
     @property
@@ -133,13 +154,14 @@ class Config:
         return cls(**{"env": env, **PRESETS.get(env, {}), **overrides})
 
 
-# CartPole: the defaults (see tests/algos/test_airl.py for the levels). Pendulum: GAIL's Pendulum
+# CartPole: the defaults (see tests/algos/test_airl.py for the levels). Pendulum (no terminals,
+# so absorbing states change nothing but g's and h's input size; off, as measured): GAIL's Pendulum
 # preset (PPO's γ 0.9, lr 1e-3, 10 epochs; gradient penalty 1) and α = 0, with the discriminator
 # step size 3e-4: GAIL's 1e-3 made AIRL worse (8 seeds of one key set: mean 0.536, 3 seeds
 # below 0.1, against 0.876 at 3e-4; 2e-3: 0.852, one seed at −0.04).
 PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(),
-    "Pendulum-v1": dict(gail.PRESETS["Pendulum-v1"], log_pi_coef=0.0, disc_learning_rate=3e-4),
+    "Pendulum-v1": dict(gail.PRESETS["Pendulum-v1"], log_pi_coef=0.0, disc_learning_rate=3e-4, absorbing=False),
 }
 
 ppo_config = gail.ppo_config  # the inner PPO configuration: the PPO fields of `Config`
@@ -154,7 +176,8 @@ def make_env(env_name: str) -> envs.Environment:
 # ----------------------------------------------------------------------------- discriminator
 class RewardShaping(nn.Module):
     """g and h of eq. (1): two MLPs (tanh) to one output each. `g(x)` takes the normalized
-    observation (with the action appended when not state-only), `h(x)` the normalized observation."""
+    observation (with the action appended when not state-only), `h(x)` the normalized observation
+    (each with the absorbing indicator bit last when `Config.absorbing`)."""
 
     hidden_sizes: tuple[int, ...]
 
@@ -176,10 +199,15 @@ def make_discriminator(config: Config) -> RewardShaping:
     return RewardShaping(tuple(config.disc_hidden_sizes))
 
 
-def features(env: envs.Environment, obs: jax.Array, obs_mean: jax.Array, obs_std: jax.Array) -> jax.Array:
-    """Raw observations [B, *obs_shape] normalized with the demonstrations' statistics, flattened."""
+def features(env: envs.Environment, obs: jax.Array, obs_mean: jax.Array, obs_std: jax.Array,
+             absorbing: bool = False) -> jax.Array:
+    """Raw observations [B, *obs_shape] normalized with the demonstrations' statistics, flattened;
+    with `absorbing`, the indicator bit (0: a real state) appended."""
     obs = datasets.normalize_obs(jnp.asarray(obs, jnp.float32), obs_mean, obs_std)
-    return obs.reshape((obs.shape[0], -1))
+    x = obs.reshape((obs.shape[0], -1))
+    if absorbing:
+        x = jnp.concatenate([x, jnp.zeros((x.shape[0], 1))], axis=-1)
+    return x
 
 
 def g_input(config: Config, env: envs.Environment, x: jax.Array, action: jax.Array) -> jax.Array:
@@ -191,10 +219,32 @@ def g_input(config: Config, env: envs.Environment, x: jax.Array, action: jax.Arr
     return jnp.concatenate([x, jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0).reshape((x.shape[0], -1))], -1)
 
 
-def shaped_reward(g: jax.Array, h: jax.Array, h_next: jax.Array, terminated: jax.Array, gamma) -> jax.Array:
+def shaped_reward(g: jax.Array, h: jax.Array, h_next: jax.Array, terminated: jax.Array, gamma,
+                  h_absorbing=None) -> jax.Array:
     """Eq. (1): f = g(s) + γ (1 − terminal) h(s′) − h(s) (no potential after a true terminal;
-    a time-limit truncation keeps h(s′))."""
-    return g + gamma * (1.0 - terminated.astype(jnp.float32)) * h_next - h
+    a time-limit truncation keeps h(s′)). With `h_absorbing` = h(s_a), eq. (5): a terminal's
+    next state is the absorbing state, f = g(s) + γ h(s_a) − h(s)."""
+    terminated = terminated.astype(jnp.float32)
+    if h_absorbing is None:
+        return g + gamma * (1.0 - terminated) * h_next - h
+    return g + gamma * ((1.0 - terminated) * h_next + terminated * h_absorbing) - h
+
+
+def absorbing_f(g_absorbing, h_absorbing, gamma):
+    """Eq. (5): f_a = g(s_a) + γ h(s_a) − h(s_a) of the absorbing state's self-loop."""
+    return g_absorbing - (1.0 - gamma) * h_absorbing
+
+
+def absorbing_loss(expert_logits, policy_logits, expert_terminated, policy_terminated, logit_a) -> jax.Array:
+    """Eq. (3) on the batches with absorbing transitions: each terminal transition is followed by
+    one absorbing transition of logit `logit_a` (= f_a, log π = 0 there), so each side's mean runs
+    over its B transitions and its n terminals' absorbing ones,
+    [Σ softplus(∓dᵢ) + n softplus(∓d_a)] / (B + n)."""
+    n_e = jnp.sum(expert_terminated.astype(jnp.float32))
+    n_p = jnp.sum(policy_terminated.astype(jnp.float32))
+    expert = (jnp.sum(jax.nn.softplus(-expert_logits)) + n_e * jax.nn.softplus(-logit_a)) / (expert_logits.size + n_e)
+    policy = (jnp.sum(jax.nn.softplus(policy_logits)) + n_p * jax.nn.softplus(logit_a)) / (policy_logits.size + n_p)
+    return expert + policy
 
 
 def discriminator_logit(f: jax.Array, log_pi: jax.Array) -> jax.Array:
@@ -206,10 +256,40 @@ def transition_f(config: Config, disc_params, env: envs.Environment, obs, action
                  obs_mean, obs_std) -> jax.Array:
     """f(s, a, s′) of eq. (1) for a batch of raw transitions [B, ...]."""
     network = make_discriminator(config)
-    x, x_next = features(env, obs, obs_mean, obs_std), features(env, next_obs, obs_mean, obs_std)
+    x = features(env, obs, obs_mean, obs_std, config.absorbing)
+    x_next = features(env, next_obs, obs_mean, obs_std, config.absorbing)
     g, h = network.apply(disc_params, g_input(config, env, x, action), x)
     h_next = network.apply(disc_params, x_next, method=RewardShaping.h)
-    return shaped_reward(g, h, h_next, terminated, config.gamma)
+    h_absorbing = absorbing_values(config, disc_params, env)[1] if config.absorbing else None
+    return shaped_reward(g, h, h_next, terminated, config.gamma, h_absorbing)
+
+
+def absorbing_values(config: Config, disc_params, env: envs.Environment) -> tuple[jax.Array, jax.Array]:
+    """(g(s_a), h(s_a)) of eq. (5): g and h on the zero observation with the indicator bit set (and,
+    when g takes the action, a zero action)."""
+    size = math.prod(env.obs_shape)
+    x_a = jax.nn.one_hot(jnp.array([size]), size + 1)  # [1, obs size + 1]
+    g_in = x_a
+    if not config.state_only:
+        action_size = env.action_space.n if env.discrete else math.prod(env.action_space.shape)
+        g_in = jnp.concatenate([x_a, jnp.zeros((1, action_size))], -1)
+    g_a, h_a = make_discriminator(config).apply(disc_params, g_in, x_a)
+    return g_a[0], h_a[0]
+
+
+def transition_f_absorbing(config: Config, disc_params, env: envs.Environment) -> jax.Array:
+    """f_a of eq. (5) for the current g and h."""
+    return absorbing_f(*absorbing_values(config, disc_params, env), config.gamma)
+
+
+def policy_reward(f: jax.Array, log_pi: jax.Array, terminated: jax.Array, log_pi_coef, gamma,
+                  f_absorbing=None) -> jax.Array:
+    """Eq. (4), r̂ = f − α log π(a|s); with `f_absorbing` = f_a, eq. (5)'s absorbing tail
+    γ f_a / (1 − γ) is added to each terminal transition's reward."""
+    reward = f - log_pi_coef * log_pi
+    if f_absorbing is None:
+        return reward
+    return reward + terminated.astype(jnp.float32) * (gamma / (1.0 - gamma) * f_absorbing)
 
 
 def policy_log_prob(config: Config, policy: ppo.TrainState, raw_obs: jax.Array, action: jax.Array) -> jax.Array:
@@ -235,7 +315,7 @@ def init(config: Config, key: jax.Array, demos: buffers.Transition) -> TrainStat
     key, policy_key, disc_key = jax.random.split(key, 3)
     policy = ppo.init(ppo_config(config), policy_key)
     obs_mean, obs_std = datasets.observation_stats(demos.obs)
-    x = features(env, demos.obs[:1], obs_mean, obs_std)
+    x = features(env, demos.obs[:1], obs_mean, obs_std, config.absorbing)
     disc_params = make_discriminator(config).init(disc_key, g_input(config, env, x, jnp.asarray(demos.action[:1])), x)
     disc_opt_state = optax.adam(config.disc_learning_rate).init(disc_params)
     return TrainState(policy=policy, disc_params=disc_params, disc_opt_state=disc_opt_state, obs_mean=obs_mean,
@@ -263,8 +343,8 @@ def update(config: Config, state: TrainState, demos: buffers.Transition) -> tupl
         i = jax.random.randint(policy_key, (config.disc_batch_size,), 0, flat.reward.shape[0])
         expert = datasets.sample(demos, expert_key, config.disc_batch_size)
         expert_log_pi = policy_log_prob(config, policy, jnp.asarray(expert.obs, jnp.float32), expert.action)
-        x_e = features(env, expert.obs, state.obs_mean, state.obs_std)
-        x_p = features(env, flat.raw_obs[i], state.obs_mean, state.obs_std)
+        x_e = features(env, expert.obs, state.obs_mean, state.obs_std, config.absorbing)
+        x_p = features(env, flat.raw_obs[i], state.obs_mean, state.obs_std, config.absorbing)
         g_net = make_discriminator(config)
 
         def loss_fn(params):
@@ -272,7 +352,11 @@ def update(config: Config, state: TrainState, demos: buffers.Transition) -> tupl
                                    expert_log_pi)
             policy_logits = logits(params, flat.raw_obs[i], flat.action[i], flat.raw_final_obs[i],
                                    flat.terminated[i], flat.log_prob[i])
-            bce = gail.discriminator_loss(expert_logits, policy_logits)
+            if config.absorbing:
+                bce = absorbing_loss(expert_logits, policy_logits, expert.terminated, flat.terminated[i],
+                                     transition_f_absorbing(config, params, env))
+            else:
+                bce = gail.discriminator_loss(expert_logits, policy_logits)
             # GAIL's gradient penalty, on the reward network g's state input
             g_of = lambda x: g_net.apply(params, x[None], method=RewardShaping.g)[0]  # noqa: E731
             penalty = gail.gradient_penalty(g_of, x_e, x_p, penalty_key) if config.state_only else 0.0
@@ -289,11 +373,14 @@ def update(config: Config, state: TrainState, demos: buffers.Transition) -> tupl
         disc_step, (state.disc_params, state.disc_opt_state), jax.random.split(disc_key, config.disc_steps))
     f = transition_f(config, disc_params, env, flat.raw_obs, flat.action, flat.raw_final_obs, flat.terminated,
                      state.obs_mean, state.obs_std)
-    reward = (f - config.log_pi_coef * flat.log_prob).reshape(traj.reward.shape)  # eq. (4)
+    f_a = transition_f_absorbing(config, disc_params, env) if config.absorbing else None
+    reward = policy_reward(f, flat.log_prob, flat.terminated, config.log_pi_coef, config.gamma, f_a)
+    reward = reward.reshape(traj.reward.shape)
+    metrics_absorbing = {"reward/f_absorbing": f_a} if config.absorbing else {}
     params, opt_state, rng, aux = ppo.learn(pc, policy.params, policy.opt_state, traj.replace(reward=reward), rng)
     metrics = {**jax.tree.map(jnp.mean, aux), **jax.tree.map(lambda x: x[-1], disc_aux),
                **ppo.episode_metrics(traj), "reward/mean": reward.mean(), "reward/f_mean": f.mean(),
-               "disc/policy_prob": jnp.mean(jax.nn.sigmoid(discriminator_logit(f, flat.log_prob)))}
+               "disc/policy_prob": jnp.mean(jax.nn.sigmoid(discriminator_logit(f, flat.log_prob))), **metrics_absorbing}
     policy = ppo.TrainState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, rng=rng,
                             update_step=policy.update_step + 1)
     return state.replace(policy=policy, disc_params=disc_params, disc_opt_state=disc_opt_state), metrics
@@ -326,7 +413,7 @@ def reward_function(config: Config, state: TrainState):
         low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
 
     def reward_fn(obs, action, next_obs):
-        x = features(env, obs[None], mean, std)
+        x = features(env, obs[None], mean, std, config.absorbing)
         action = jnp.asarray(action)
         if not env.discrete:
             action = 2.0 * (action.astype(jnp.float32) - low) / (high - low) - 1.0
