@@ -116,7 +116,18 @@ def test_raw_observations_are_the_unnormalized_ones():
     np.testing.assert_array_equal(np.asarray(plain_state.raw_obs), np.asarray(obs))
 
 
-@pytest.mark.parametrize("name", ["Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"])
+MINATAR = [n for n in envs.available() if n.endswith("-MinAtar")]
+
+
+def test_every_minatar_game_is_declared_binary():
+    """A MinAtar game added to `envs.names` is stored as bool only once it is declared in
+    `gymnax_backend.BINARY_OBSERVATIONS`, and checked by the test below."""
+    from purerl.envs import gymnax_backend
+
+    assert len(MINATAR) >= 4 and set(MINATAR) == set(gymnax_backend.BINARY_OBSERVATIONS)
+
+
+@pytest.mark.parametrize("name", MINATAR)
 def test_minatar_observations_are_binary_so_bool_holds_them_exactly(name):
     """Replay buffers store MinAtar observations as bool (`raw_obs_dtype`): every value of 200
     random steps of 8 environments, final observations included, must be 0 or 1. The agent
