@@ -26,6 +26,7 @@ naming them and the supported ones (`supported_algorithms`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -36,6 +37,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -363,9 +365,21 @@ def render_policy(env_name: str, act, out_file: str, key: jax.Array | None = Non
         if suffix == ".gif":
             write = lambda tmp: iio.imwrite(tmp, images, extension=".gif", duration=1000 / fps, loop=0)  # noqa: E731
         else:
-            write = lambda tmp: iio.imwrite(tmp, images, extension=".mp4", fps=fps)  # noqa: E731
+            def write(tmp):
+                with quiet_fork_warning():
+                    iio.imwrite(tmp, images, extension=".mp4", fps=fps)
         _atomic(out_file, write)
     return {"path": out_file, "frames": frames, "length": length, "return": float(total)}
+
+
+@contextlib.contextmanager
+def quiet_fork_warning():
+    """Silence JAX's "os.fork() was called … will likely lead to a deadlock" RuntimeWarning while
+    imageio starts ffmpeg: `subprocess` forks and execs ffmpeg in C, and the child runs no Python
+    and no JAX thread, so the deadlock it warns of cannot happen there."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        yield
 
 
 def render_episode(run_dir: str, out_file: str, seed: int | None = 0, best: bool = False, deterministic: bool = True,

@@ -128,11 +128,19 @@ def test_render_pendulum_scripted(tmp_path):
 
 
 def test_render_pendulum_mp4_and_its_refusal_without_ffmpeg(tmp_path, monkeypatch):
-    """An MP4 has one frame per step and the rod moves; without imageio-ffmpeg the render is
-    refused up front, naming the package, and nothing is written."""
+    """An MP4 has one frame per step and the rod moves, and starting ffmpeg shows no JAX os.fork
+    warning; without imageio-ffmpeg the render is refused up front, naming the package, and
+    nothing is written."""
+    import warnings
+
     out = str(tmp_path / "pd.mp4")
-    r = policy.render_policy("Pendulum-v1", experts.SCRIPTED["Pendulum-v1"], out, jax.random.PRNGKey(2), max_steps=24)
-    frames = iio.imread(out, index=None, plugin="FFMPEG")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = policy.render_policy("Pendulum-v1", experts.SCRIPTED["Pendulum-v1"], out, jax.random.PRNGKey(2),
+                                 max_steps=24)
+    assert not [w for w in caught if "os.fork" in str(w.message)], [str(w.message) for w in caught]
+    with policy.quiet_fork_warning():
+        frames = iio.imread(out, index=None, plugin="FFMPEG")
     assert r["frames"] == 24 and frames.shape == (24, 240, 240, 3)
     assert np.abs(frames[0].astype(int) - frames[-1]).sum() > 1000
     import importlib.util
