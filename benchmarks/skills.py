@@ -1,6 +1,6 @@
 """Skills and multi-task: DIAYN on the point mass (discriminator accuracy while it learns, the
-skills' trajectories as a picture, downstream returns of a high-level policy over the skills
-against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
+skills' trajectories as a picture, downstream returns of a high-level policy (PPO or DQN) over
+the skills against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
 the style discriminator, a high-level policy in z-space on a goal; and on Pendulum-v1 with the
 swing-up expert as the reference style, the low level's Pendulum return without its reward).
 
@@ -77,16 +77,17 @@ def diayn_part(env_name: str, steps: int, seeds: int, picture: str) -> tuple[dic
 
 
 def downstream_part(config, states, budget: int, radius: float, skill_steps: tuple[int, ...], seeds: int) -> dict:
-    """High-level PPO over each pretrained seed's skills, choosing a skill every k steps for each
-    k in `skill_steps`, vs SAC from scratch on the sparse goal task, `budget` task steps each."""
+    """High-level PPO and DQN (`diayn.HIGH_LEVEL_DQN`) over each pretrained seed's skills,
+    choosing a skill every k steps for each k in `skill_steps`, vs SAC from scratch on the sparse
+    goal task, `budget` task steps each."""
     import jax
 
     from purerl import envs
-    from purerl.algos import diayn, ppo, sac
+    from purerl.algos import diayn, dqn, ppo, sac
 
     task = envs.variant(f"point/goal-r{radius}", "point/goal", goal_radius=radius)
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-    hierarchical, single_skill = {k: [] for k in skill_steps}, []
+    hierarchical, single_skill = {(learner, k): [] for learner in ("ppo", "dqn") for k in skill_steps}, []
     for s in range(jax.tree.leaves(states)[0].shape[0]):
         state = jax.tree.map(lambda x: x[s], states)
         single_skill.append(float(np.max(np.asarray(diayn.best_skill(config, state, task, jax.random.PRNGKey(3))[1]))))
@@ -95,7 +96,11 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
             high = ppo.Config(env=name, total_timesteps=budget // k, num_envs=8, num_steps=16,
                               num_minibatches=2, learning_rate=3e-3, eval_every=10_000, eval_episodes=16)
             _, _, returns = jax.jit(jax.vmap(lambda key: ppo.train(high, key)))(keys)
-            hierarchical[k].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+            hierarchical["ppo", k].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+            high = dqn.Config(env=name, total_timesteps=budget // k, eval_every=100_000, eval_episodes=16,
+                              **diayn.HIGH_LEVEL_DQN)
+            _, _, returns = jax.jit(jax.vmap(lambda key: dqn.train(high, key)))(keys)
+            hierarchical["dqn", k].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
     scratch = sac.Config(env=task, total_timesteps=budget, num_envs=4, steps_per_update=4, gradient_steps=4,
                          learning_starts=500, batch_size=128, hidden_sizes=(64, 64), learning_rate=1e-3,
                          eval_every=10_000, eval_episodes=16)
@@ -105,9 +110,9 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
         _, _, returns = jax.jit(jax.vmap(lambda k: sac.train(scratch, k)))(keys_s)
         sac_returns.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
     return {"task": f"point/goal, goal (0.7, 0.7), radius {radius}, sparse", "env_steps": budget,
-            "hierarchical_ppo_by_skill_steps": {str(k): {"skill_steps": k, "high_level_steps": budget // k,
-                                                         "return": _summary(v), "runs": v}
-                                                 for k, v in hierarchical.items()},
+            **{f"hierarchical_{learner}_by_skill_steps": {
+                str(k): {"skill_steps": k, "high_level_steps": budget // k, "return": _summary(v), "runs": v}
+                for (name, k), v in hierarchical.items() if name == learner} for learner in ("ppo", "dqn")},
             "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns),
             "sac_runs": sac_returns}
 
@@ -317,10 +322,11 @@ def main(argv=None):
         s = row["sac_from_scratch"]
         print(f"{row['task']}, {row['env_steps']:,} steps: SAC from scratch {s['mean']:.2f} "
               f"(IQM {s['iqm']:.2f} [{s['iqm_ci95'][0]:.2f}, {s['iqm_ci95'][1]:.2f}])")
-        for k, h in row["hierarchical_ppo_by_skill_steps"].items():
-            h = h["return"]
-            print(f"  hierarchical PPO over skills, a skill every {k} steps: {h['mean']:.2f} "
-                  f"(IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}])")
+        for learner in ("ppo", "dqn"):
+            for k, h in row.get(f"hierarchical_{learner}_by_skill_steps", {}).items():
+                h = h["return"]
+                print(f"  hierarchical {learner.upper()} over skills, a skill every {k} steps: {h['mean']:.2f} "
+                      f"(IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}])")
     for surgery in ("pcgrad", "sum") if "pcgrad" in payload else ():
         r = payload["pcgrad"][surgery]
         t = r["sum_over_tasks"]

@@ -27,7 +27,9 @@ with reward (1), then a discriminator step (2)).
 Downstream use of the learned skills (paper §4.2):
 * **hierarchical** — `skill_backend` / `register_skills` make an environment whose K discrete
   actions run the frozen skill policies for `skill_steps` steps each; any purerl discrete
-  learner (e.g. PPO) trains the high-level policy that picks a skill every `skill_steps`.
+  learner trains the high-level policy that picks a skill every `skill_steps`:
+  `dqn.Config(env=name, total_timesteps=…, **HIGH_LEVEL_DQN)` is the measured choice on the
+  point mass's sparse goal (tests/algos/test_diayn.py, `benchmarks/skills.py`).
 * **fine-tuning** — `best_skill` finds the skill whose task return is highest and
   `finetune(config, pretrained, key)` continues SAC on the task reward with that skill fixed
   (`Config(skill_reward=False, fixed_skill=z)`), starting from the pretrained actor.
@@ -132,6 +134,15 @@ PRESETS: dict[str, dict[str, Any]] = {
                      gradient_steps=128, batch_size=256, buffer_size=1_000_000, learning_starts=10_000,
                      hidden_sizes=(300, 300), disc_hidden_sizes=(300, 300), eval_every=5_000, eval_episodes=50),
 }
+
+
+# The high-level learner over the skills on the point mass's sparse goal (`register_skills`):
+# DQN's fields for `dqn.Config(env=<skills env>, total_timesteps=<task steps> // skill_steps,
+# **HIGH_LEVEL_DQN)`. In the same budget it beats SAC from scratch on the radius-0.2 goal, where
+# PPO over the same skills scores 0 in many runs (tests/algos/test_diayn.py, benchmarks/skills.py).
+HIGH_LEVEL_DQN: dict[str, Any] = dict(num_envs=4, steps_per_update=4, gradient_steps=4, batch_size=64,
+                                      learning_starts=200, target_update_interval=100, hidden_sizes=(64, 64),
+                                      learning_rate=1e-3, exploration_fraction=0.3, final_epsilon=0.05)
 
 
 def sac_config(config: Config) -> sac.Config:
