@@ -85,14 +85,14 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
     from purerl import envs
     from purerl.algos import diayn, dqn, ppo, sac
 
-    task = envs.variant(f"point/goal-r{radius}", "point/goal", goal_radius=radius)
+    task = envs.variant(f"point/goal-r{radius}-{budget}", "point/goal", goal_radius=radius)
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
     hierarchical, single_skill = {(learner, k): [] for learner in ("ppo", "dqn") for k in skill_steps}, []
     for s in range(jax.tree.leaves(states)[0].shape[0]):
         state = jax.tree.map(lambda x: x[s], states)
         single_skill.append(float(np.max(np.asarray(diayn.best_skill(config, state, task, jax.random.PRNGKey(3))[1]))))
         for k in skill_steps:
-            name = diayn.register_skills(f"point/goal-r{radius}-skills{s}-k{k}", config, state, task, k)
+            name = diayn.register_skills(f"{task}-skills{s}-k{k}", config, state, task, k)
             high = ppo.Config(env=name, total_timesteps=budget // k, num_envs=8, num_steps=16,
                               num_minibatches=2, learning_rate=3e-3, eval_every=10_000, eval_episodes=16)
             _, _, returns = jax.jit(jax.vmap(lambda key: ppo.train(high, key)))(keys)
@@ -101,20 +101,24 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
                               **diayn.HIGH_LEVEL_DQN)
             _, _, returns = jax.jit(jax.vmap(lambda key: dqn.train(high, key)))(keys)
             hierarchical["dqn", k].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
-    scratch = sac.Config(env=task, total_timesteps=budget, num_envs=4, steps_per_update=4, gradient_steps=4,
-                         learning_starts=500, batch_size=128, hidden_sizes=(64, 64), learning_rate=1e-3,
-                         eval_every=10_000, eval_episodes=16)
-    sac_returns = []
-    for s in range(jax.tree.leaves(states)[0].shape[0]):  # as many runs as the hierarchical agent's
-        keys_s = jax.random.split(jax.random.PRNGKey(10 + s), seeds)
-        _, _, returns = jax.jit(jax.vmap(lambda k: sac.train(scratch, k)))(keys_s)
-        sac_returns.extend(np.asarray(returns[:, -1]).mean(-1).tolist())
+    sac_returns = {}
+    for gradient_steps in (4, 16):  # per 16 environment steps (4 envs × 4 steps): 1 is SAC's usual ratio
+        scratch = sac.Config(env=task, total_timesteps=budget, num_envs=4, steps_per_update=4,
+                             gradient_steps=gradient_steps, learning_starts=500, batch_size=128, hidden_sizes=(64, 64),
+                             learning_rate=1e-3, eval_every=10_000, eval_episodes=16)
+        sac_returns[gradient_steps] = []
+        for s in range(jax.tree.leaves(states)[0].shape[0]):  # as many runs as the hierarchical agent's
+            keys_s = jax.random.split(jax.random.PRNGKey(10 + s), seeds)
+            _, _, returns = jax.jit(jax.vmap(lambda k: sac.train(scratch, k)))(keys_s)
+            sac_returns[gradient_steps].extend(np.asarray(returns[:, -1]).mean(-1).tolist())
     return {"task": f"point/goal, goal (0.7, 0.7), radius {radius}, sparse", "env_steps": budget,
             **{f"hierarchical_{learner}_by_skill_steps": {
                 str(k): {"skill_steps": k, "high_level_steps": budget // k, "return": _summary(v), "runs": v}
                 for (name, k), v in hierarchical.items() if name == learner} for learner in ("ppo", "dqn")},
-            "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns),
-            "sac_runs": sac_returns}
+            "high_level_dqn": {k: v for k, v in diayn.HIGH_LEVEL_DQN.items() if k != "hidden_sizes"},
+            "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns[4]),
+            "sac_runs": sac_returns[4], "sac_from_scratch_16_gradient_steps": _summary(sac_returns[16]),
+            "sac_runs_16_gradient_steps": sac_returns[16]}
 
 
 def pcgrad_part(seeds: int, key_sets: int) -> dict:
@@ -265,7 +269,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8_000, help="DIAYN pretraining steps on point/open")
     parser.add_argument("--walls-steps", type=int, default=16_000)
-    parser.add_argument("--budget", type=int, default=10_000, help="downstream environment steps")
+    parser.add_argument("--budget", type=int, default=10_000, help="downstream environment steps (the radius-0.2 goal runs also at a quarter of it)")
     parser.add_argument("--pcgrad-key-sets", type=int, default=2)
     parser.add_argument("--ant", action="store_true", help="also run DIAYN's brax/ant preset (accelerator)")
     parser.add_argument("--ase-task-steps", type=int, default=20_480,
@@ -290,8 +294,8 @@ def main(argv=None):
         walls_row, _, _ = diayn_part("point/walls", args.walls_steps, args.seeds, "skills_point_walls.png")
         accuracy_plot([open_row, walls_row], os.path.join(RESULTS_DIR, "skills_accuracy.png"))
         payload["diayn"] = [open_row, walls_row]
-        payload["downstream"] = [downstream_part(config, states, args.budget, radius, (5, 2), args.seeds)
-                                 for radius in (0.3, 0.2)]
+        payload["downstream"] = [downstream_part(config, states, budget, radius, (5, 2), args.seeds)
+                                 for radius, budget in ((0.3, args.budget), (0.2, args.budget), (0.2, args.budget // 4))]
     if "pcgrad" in args.parts:
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
     if "ase" in args.parts:
@@ -322,6 +326,10 @@ def main(argv=None):
         s = row["sac_from_scratch"]
         print(f"{row['task']}, {row['env_steps']:,} steps: SAC from scratch {s['mean']:.2f} "
               f"(IQM {s['iqm']:.2f} [{s['iqm_ci95'][0]:.2f}, {s['iqm_ci95'][1]:.2f}])")
+        if "sac_from_scratch_16_gradient_steps" in row:
+            s = row["sac_from_scratch_16_gradient_steps"]
+            print(f"  SAC from scratch, 16 gradient steps per 16 env steps: {s['mean']:.2f} "
+                  f"(IQM {s['iqm']:.2f} [{s['iqm_ci95'][0]:.2f}, {s['iqm_ci95'][1]:.2f}])")
         for learner in ("ppo", "dqn"):
             for k, h in row.get(f"hierarchical_{learner}_by_skill_steps", {}).items():
                 h = h["return"]

@@ -183,7 +183,7 @@ def test_skills_are_distinguishable_and_distinct(pretrained):
     assert np.all(np.asarray(returns).mean(-1) > 0.6 * 50 * math.log(8)), returns
 
 
-# the skills benchmark's SAC from scratch on the sparse goal (benchmarks/skills.py)
+# SAC from scratch on the sparse goal, as the skills benchmark's "SAC from scratch" column
 SCRATCH_SAC = dict(num_envs=4, steps_per_update=4, gradient_steps=4, learning_starts=500, batch_size=128,
                    hidden_sizes=(64, 64), learning_rate=1e-3, eval_every=10_000, eval_episodes=16)
 
@@ -193,16 +193,18 @@ def test_hierarchical_dqn_over_skills_beats_sac_from_scratch(pretrained):
     """DIAYN's downstream (a), the paper's §4.2.2: DQN (`diayn.HIGH_LEVEL_DQN`) picking one of the
     8 skills every 2 steps, 10,000 environment steps of the sparse goal (1 per step within 0.2 of
     (0.7, 0.7); the pretraining is not counted, as in the paper), 4 seeds on each of the 3
-    pretrained seeds, against SAC from scratch for the same 10,000 steps, 12 seeds: the 95%
-    bootstrap CIs of the means do not overlap, and the hierarchical mean is ≥ 20 (a policy that
-    never reaches the goal scores 0, one that goes straight there about 44). Measured (pretraining
-    keys split(PRNGKey(b), 3), DQN keys split(PRNGKey(d), 4), SAC keys split(PRNGKey(100 + d), 12)),
-    hierarchical mean [95% CI] (lowest run) / SAC mean [95% CI] (highest run):
+    pretrained seeds, against SAC from scratch for the same 10,000 steps, 12 seeds, both learners
+    taking 4 gradient steps per update of 16 steps (the high level's steps are 2 environment steps
+    each, so it takes half as many per environment step): the 95% bootstrap CIs of the means do
+    not overlap, and the hierarchical mean is ≥ 20 (a policy that never reaches the goal scores 0,
+    one that goes straight there about 44). SAC at 16 gradient steps per update catches up (see
+    benchmarks/skills.py). Measured (pretraining keys split(PRNGKey(b), 3), DQN keys
+    split(PRNGKey(d), 4), SAC keys split(PRNGKey(100 + d), 12)), hierarchical mean [95% CI]
+    (lowest run) / SAC mean [95% CI] (highest run):
     b = 0, d = 1 (this test's): 35.02 [31.00, 38.47] (19.94) / 3.95 [2.58, 5.22] (6.69);
     b = 1, d = 2: 37.24 [34.53, 39.43] (25.06) / 3.56 [2.11, 4.97] (7.81);
     b = 2, d = 3: 31.60 [24.78, 36.42] (0.00, the one run of 36 that never reached the goal) /
-    4.19 [2.57, 5.67] (7.38). PPO over the same skills in the same budget is all-or-nothing
-    (benchmarks/skills.py)."""
+    4.19 [2.57, 5.67] (7.38)."""
     from purerl.algos import dqn, sac
     from purerl.report import bootstrap_ci
 
@@ -212,7 +214,7 @@ def test_hierarchical_dqn_over_skills_beats_sac_from_scratch(pretrained):
         name = diayn.register_skills(f"point/goal-diayn-skills-test-{seed}", PRETRAIN, state, "point/goal",
                                      skill_steps=2)
         high = dqn.Config(env=name, total_timesteps=10_000 // 2, eval_every=100_000, eval_episodes=16,
-                          **diayn.HIGH_LEVEL_DQN)
+                          **dict(diayn.HIGH_LEVEL_DQN, gradient_steps=SCRATCH_SAC["gradient_steps"]))
         _, _, returns = jax.jit(jax.vmap(lambda k, high=high: dqn.train(high, k)))(
             jax.random.split(jax.random.PRNGKey(1), 4))
         hierarchical.extend(np.asarray(returns[:, -1]).mean(-1))
