@@ -13,6 +13,15 @@ DAgger also queries the expert in the states it visits; GAIL, AIRL and apprentic
     python benchmarks/imitation.py                          # → benchmarks/results/imitation.json + .png
     python benchmarks/imitation.py --envs CartPole-v1 --algos bc dagger --episodes 1 4 --seeds 10
     python benchmarks/imitation.py --readme imitation       # the README's table from saved JSON
+
+The Brax setting (an accelerator; the seed-004 homework: BC on Walker2d from few expert
+episodes against DAgger): a PPO expert per environment with Brax's published settings
+(`BRAX_EXPERT_PPO`), or the best seed of a purerl run given by `--expert-run`, demonstrates
+1, 4, 16 episodes; BC and DAgger learn with the same 10,000 gradient steps (`BRAX_IMITATION`).
+
+    python benchmarks/imitation.py --brax brax/walker2d brax/hopper       # → results/imitation_brax.json
+    python benchmarks/imitation.py --brax brax/walker2d --expert-steps 20000000 --expert-seeds 4
+    python benchmarks/imitation.py --brax brax/hopper --dry-run --seeds 2  # every step, tiny (CPU: ~3.5 min)
 """
 
 from __future__ import annotations
@@ -33,14 +42,17 @@ ENVS = ["CartPole-v1", "Pendulum-v1"]
 EPISODES = [1, 4, 16]
 
 
-def run_row(algo: str, env: str, episodes: int, seeds: int, seed: int = 0) -> dict:
+def run_row(algo: str, env: str, episodes: int, seeds: int, seed: int = 0, demos=None, overrides=None) -> dict:
+    """One cell: `algo` with its preset (and `overrides`) on `episodes` expert episodes (`demos`,
+    default the scripted expert's), `seeds` seeds vmapped; the normalized final score per seed."""
     import jax
 
     from purerl import algos, experts, report
 
-    demos = experts.demonstrations(env, "scripted", episodes=episodes, seed=0)
+    if demos is None:
+        demos = experts.demonstrations(env, "scripted", episodes=episodes, seed=0)
     module = algos.get(algo)
-    config = module.Config.for_env(env)
+    config = module.Config.for_env(env, **(overrides or {}))
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
     program = jax.jit(jax.vmap(module.train, in_axes=(None, 0, None)), static_argnums=0)
     t0 = time.perf_counter()
@@ -60,6 +72,96 @@ def run_row(algo: str, env: str, episodes: int, seeds: int, seed: int = 0) -> di
             "env_steps_per_seed": 0 if offline else int(config.num_updates * config.env_steps_per_update),
             "gradient_steps_per_seed": int(config.num_gradient_steps) if offline else None,
             "compile_seconds": compile_seconds, "run_seconds": run_seconds}
+
+
+# ----------------------------------------------------------------------------- Brax (an accelerator)
+# The seed-004 homework setting (CS 285 hw1): BC on Walker2d/Hopper from few expert episodes
+# against DAgger, the expert a trained agent. Here the expert is purerl's PPO with Brax's
+# published settings for hopper and walker2d (Brax training colab: 50M steps, 4096 envs, unroll
+# 20, 32 minibatches of 2048 unrolls, 4 epochs, γ 0.97, lr 3e-4, entropy 1e-3, observation
+# normalization; Brax's reward scaling 10 has no PPO field here and is left out). As for ant in
+# the GPU suite, 4096 envs × 20 steps in 2 minibatches keep Brax's minibatch (40,960
+# transitions) and its 128 gradient steps per 1,310,720 env steps.
+BRAX_ENVS = ["brax/walker2d", "brax/hopper"]
+BRAX_EXPERT_PPO = dict(total_timesteps=50_000_000, num_envs=4096, num_steps=20, num_minibatches=2, update_epochs=4,
+                       gamma=0.97, gae_lambda=0.95, learning_rate=3e-4, ent_coef=1e-3, clip_eps=0.3,
+                       normalize_obs=True, hidden_sizes=(64, 64, 64, 64), activation="tanh", max_grad_norm=1.0,
+                       eval_every=10, eval_episodes=16)
+# The homework's budget: DAgger 10 rounds, each labelling 1,000 visited states and taking 1,000
+# gradient steps; BC the same 10,000 gradient steps on the demonstrations alone.
+BRAX_IMITATION = {
+    "bc": dict(num_gradient_steps=10_000, steps_per_update=1_000, batch_size=256, hidden_sizes=(256, 256),
+               learning_rate=1e-3, policy="deterministic", eval_every=1, eval_episodes=10),
+    "dagger": dict(num_rounds=10, num_envs=4, rollout_steps=250, steps_per_update=1_000, batch_size=256,
+                   hidden_sizes=(256, 256), learning_rate=1e-3, policy="deterministic", eval_every=1,
+                   eval_episodes=10),
+}
+# --dry-run: every step of the Brax pipeline, tiny, on any machine (episodes of DRY_EPISODE_LENGTH steps)
+DRY_EPISODE_LENGTH = 10
+DRY_EXPERT_PPO = dict(total_timesteps=2 * 4 * 5, num_envs=4, num_steps=5, num_minibatches=2, update_epochs=1,
+                      eval_every=1, eval_episodes=1)
+DRY_IMITATION = {"bc": dict(num_gradient_steps=20, steps_per_update=10, batch_size=16, hidden_sizes=(16,),
+                            eval_every=1, eval_episodes=1),
+                 "dagger": dict(num_rounds=2, num_envs=2, rollout_steps=5, steps_per_update=10, batch_size=16,
+                                hidden_sizes=(16,), eval_every=1, eval_episodes=1)}
+
+
+def train_expert(env: str, steps: int | None, seeds: int, runs_dir: str, dry: bool = False) -> str:
+    """Train PPO with `BRAX_EXPERT_PPO` (`steps` env steps if given) on `env` through the runner,
+    `seeds` seeds; return the run directory."""
+    from purerl import run
+    from purerl.algos import ppo
+
+    settings = {**BRAX_EXPERT_PPO, **(DRY_EXPERT_PPO if dry else {})}
+    if steps is not None:
+        settings["total_timesteps"] = steps
+    config = ppo.Config(env=env, **settings)
+    name = f"expert-ppo-{env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run.train("ppo", config, run.RunOptions(num_seeds=seeds, runs_dir=runs_dir, run_name=name,
+                                                     progress=False, plot=False, checkpoint_every=0))
+    return result.run_dir
+
+
+def expert_facts(run_dir: str) -> dict:
+    """The run's seeds' final evaluation returns (its results.json) and the best seed, which demonstrates."""
+    import json
+
+    import numpy as np
+
+    with open(os.path.join(run_dir, "results.json")) as f:
+        results = json.load(f)
+    final = np.array([np.nan if v is None else v for v in results["final_eval_return_per_seed"]], np.float64)
+    return {"run_dir": run_dir, "best_seed": int(np.nanargmax(final)), "final_return_per_seed": final.tolist(),
+            "env_steps_per_seed": results["env_steps_per_seed"], "timing": results["timing"]}
+
+
+def run_brax(env: str, algo_names: list[str], episode_counts: list[int], seeds: int, expert_run: str | None,
+             expert_steps: int | None, expert_seeds: int, runs_dir: str, dry: bool = False):
+    """Yield the rows of `env` (a Brax environment; any continuous-action gymnax one works too, as
+    in the dry-run test): `algo_names` from each of `episode_counts` episodes of a PPO expert,
+    trained here or read from `expert_run` (its best seed)."""
+    from purerl import envs, experts
+
+    name = env
+    if dry:  # short episodes, so that the pipeline runs on a CPU
+        name = f"{env}-dry"
+        if name not in envs._REGISTERED:
+            length = {"episode_length" if env.startswith("brax/") else "max_steps_in_episode": DRY_EPISODE_LENGTH}
+            envs.variant(name, env, **length)
+    if expert_run is None:
+        expert_run = train_expert(name, expert_steps, expert_seeds, runs_dir, dry)
+    expert_info = expert_facts(expert_run)
+    act = experts.from_run(expert_run, expert_info["best_seed"])
+    label = f"ppo-expert-{name}"
+    experts.register(label, act)
+    for episodes in episode_counts:
+        demos = experts.demonstrations(name, act, episodes=episodes, seed=0, reference_episodes=2 if dry else 100)
+        for algo in algo_names:
+            overrides = {**BRAX_IMITATION.get(algo, {}), **(DRY_IMITATION.get(algo, {}) if dry else {})}
+            if algo == "dagger":
+                overrides["expert"] = label
+            row = run_row(algo, name, episodes, seeds, demos=demos, overrides=overrides)
+            yield {**row, "env": env, "expert": expert_info, "overrides": overrides, "dry_run": dry}
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -89,7 +191,7 @@ def plot(rows: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=ALGOS)
     parser.add_argument("--envs", nargs="+", default=ENVS)
@@ -98,9 +200,20 @@ def main():
     parser.add_argument("--out", default="imitation")
     parser.add_argument("--readme", nargs="+", metavar="NAME", help="print the README table of saved "
                         "benchmarks/results/NAME.json files and exit")
-    args = parser.parse_args()
+    parser.add_argument("--brax", nargs="+", metavar="ENV", choices=BRAX_ENVS,
+                        help=f"the Brax setting instead (an accelerator): a PPO expert per ENV ({', '.join(BRAX_ENVS)}), "
+                             "then --algos (default bc dagger) from --episodes of its demonstrations")
+    parser.add_argument("--expert-run", default=None, help="Brax: the expert's purerl run directory (default: train one)")
+    parser.add_argument("--expert-steps", type=int, default=None,
+                        help=f"Brax: the PPO expert's env steps (default Brax's {BRAX_EXPERT_PPO['total_timesteps']:,})")
+    parser.add_argument("--expert-seeds", type=int, default=1, help="Brax: PPO expert seeds; the best one demonstrates")
+    parser.add_argument("--runs-dir", default="runs", help="Brax: where the expert's run directory goes")
+    parser.add_argument("--dry-run", action="store_true", help="Brax: every step, tiny, 10-step episodes (any machine)")
+    args = parser.parse_args(argv)
     if args.readme:
         return readme(args.readme)
+    if args.brax:
+        return main_brax(args, argv)
     from purerl import algos
 
     rows, failures = [], []
@@ -127,6 +240,33 @@ def main():
                     "failures": failures, "complete": True})
     if rows:
         plot(rows, os.path.join(RESULTS_DIR, f"{args.out}.png"))
+
+
+def main_brax(args, argv=None) -> int:
+    """The Brax rows, saved to benchmarks/results/<--out or imitation_brax>.json as they come."""
+    algo_names = args.algos if args.algos != ALGOS else ["bc", "dagger"]
+    out = args.out if args.out != "imitation" else None if args.dry_run else "imitation_brax"  # a dry run saves nothing
+    command = "python benchmarks/imitation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    rows, failures = [], []
+    for env in args.brax:
+        try:
+            for row in run_brax(env, algo_names, args.episodes, args.seeds, args.expert_run, args.expert_steps,
+                                args.expert_seeds, args.runs_dir, args.dry_run):
+                rows.append(row)
+                n = row["normalized_score"]
+                print(f"{row['algorithm']:<10}{env:<15}{row['episodes']:>3} ep  {n['mean']:>6.1f} ± {n['std']:<5.1f} "
+                      f"IQM {n['iqm']:>6.1f} (expert {row['expert_return']:.1f}, random {row['random_return']:.1f})",
+                      flush=True)
+                if out:
+                    save(out, {"command": command, "rows": rows, "failures": failures, "complete": False})
+        except Exception as error:  # noqa: BLE001 — recorded; the next environment still runs
+            traceback.print_exc()
+            failures.append({"env": env, "error": repr(error)})
+    if out:
+        save(out, {"command": command, "rows": rows, "failures": failures, "complete": True})
+        if rows:
+            plot(rows, os.path.join(RESULTS_DIR, f"{out}.png"))
+    return 1 if failures else 0
 
 
 def readme(names: list[str]) -> None:
@@ -160,4 +300,4 @@ def readme(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

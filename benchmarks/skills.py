@@ -115,7 +115,7 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
             **{f"hierarchical_{learner}_by_skill_steps": {
                 str(k): {"skill_steps": k, "high_level_steps": budget // k, "return": _summary(v), "runs": v}
                 for (name, k), v in hierarchical.items() if name == learner} for learner in ("ppo", "dqn")},
-            "high_level_dqn": {k: v for k, v in diayn.HIGH_LEVEL_DQN.items() if k != "hidden_sizes"},
+            "high_level_dqn": {k: list(v) if isinstance(v, tuple) else v for k, v in diayn.HIGH_LEVEL_DQN.items()},
             "best_single_skill_per_pretrained_seed": single_skill, "sac_from_scratch": _summary(sac_returns[4]),
             "sac_runs": sac_returns[4], "sac_from_scratch_16_gradient_steps": _summary(sac_returns[16]),
             "sac_runs_16_gradient_steps": sac_returns[16]}

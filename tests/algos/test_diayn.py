@@ -213,9 +213,9 @@ def test_hierarchical_dqn_over_skills_beats_sac_from_scratch(pretrained):
         state = jax.tree.map(lambda x, seed=seed: x[seed], pretrained[0])
         name = diayn.register_skills(f"point/goal-diayn-skills-test-{seed}", PRETRAIN, state, "point/goal",
                                      skill_steps=2)
-        high = dqn.Config(env=name, total_timesteps=10_000 // 2, eval_every=100_000, eval_episodes=16,
-                          **dict(diayn.HIGH_LEVEL_DQN, gradient_steps=SCRATCH_SAC["gradient_steps"]))
-        _, _, returns = jax.jit(jax.vmap(lambda k, high=high: dqn.train(high, k)))(
+        high_level = dqn.Config(env=name, total_timesteps=10_000 // 2, eval_every=100_000, eval_episodes=16,
+                                **dict(diayn.HIGH_LEVEL_DQN, gradient_steps=SCRATCH_SAC["gradient_steps"]))
+        _, _, returns = jax.jit(jax.vmap(lambda k, high_level=high_level: dqn.train(high_level, k)))(
             jax.random.split(jax.random.PRNGKey(1), 4))
         hierarchical.extend(np.asarray(returns[:, -1]).mean(-1))
     scratch = sac.Config(env="point/goal", total_timesteps=10_000, **SCRATCH_SAC)
