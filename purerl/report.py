@@ -55,17 +55,33 @@ def iqm(scores: np.ndarray) -> float:
 
 def bootstrap_ci(scores: np.ndarray, statistic: str = "iqm", reps: int = 2000, seed: int = 0):
     """95% stratified-bootstrap confidence interval of `statistic` ("iqm" or "mean")
-    across seeds, via rliable. `scores`: [num_seeds]."""
+    across seeds, via rliable. `scores`: [num_seeds]. Where rliable cannot be imported (the
+    GPU machine has no wheel of its `arch` dependency), the same percentile bootstrap over
+    seeds in NumPy (one task: stratified is plain resampling), so that a run still finishes;
+    its interval differs from rliable's by the resampling noise only."""
     scores = np.asarray(scores, np.float64).reshape(-1, 1)
     if scores.shape[0] < 2 or np.allclose(scores, scores[0]):
         value = float(scores.mean())
         return value, value
-    from rliable import library as rly  # imported only here: it brings SciPy and pandas (about 1 s)
-    from rliable import metrics
+    try:
+        from rliable import library as rly  # imported only here: it brings SciPy and pandas (about 1 s)
+        from rliable import metrics
+    except ImportError:
+        return _numpy_bootstrap_ci(scores[:, 0], statistic, reps, seed)
     func = metrics.aggregate_iqm if statistic == "iqm" else metrics.aggregate_mean
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     _, cis = rly.get_interval_estimates({"x": scores}, lambda s: np.array([func(s)]), reps=reps)
     low, high = cis["x"][:, 0]
+    return float(low), float(high)
+
+
+def _numpy_bootstrap_ci(scores: np.ndarray, statistic: str, reps: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap: `reps` resamples of the seeds with replacement, the statistic of
+    each, its 2.5th and 97.5th percentiles."""
+    rng = np.random.default_rng(seed)
+    samples = scores[rng.integers(0, scores.size, (reps, scores.size))]
+    values = np.array([iqm(s) for s in samples]) if statistic == "iqm" else samples.mean(axis=1)
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 

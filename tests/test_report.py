@@ -18,3 +18,23 @@ def test_atomic_write_gives_files_the_umask_mode(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_bootstrap_ci_without_rliable_matches_rliable(monkeypatch):
+    """The GPU machine has no rliable: `bootstrap_ci` falls back to a NumPy percentile bootstrap
+    instead of failing a finished run's summary, and its interval is rliable's up to resampling
+    noise (here within 0.1 of a spread of 9)."""
+    import sys
+
+    import numpy as np
+
+    from purerl.report import bootstrap_ci, summarize
+
+    scores = np.array([0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.5, 6.0, 8.0, 9.0])
+    with_rliable = {s: bootstrap_ci(scores, s, reps=20_000) for s in ("iqm", "mean")}
+    monkeypatch.setitem(sys.modules, "rliable", None)  # `from rliable import …` raises ImportError
+    for statistic, (low, high) in with_rliable.items():
+        got = bootstrap_ci(scores, statistic, reps=20_000)
+        assert np.allclose(got, (low, high), atol=0.1), (statistic, got, (low, high))
+        assert got[0] < (scores.mean() if statistic == "mean" else 4.0) < got[1]
+    assert summarize(scores)["iqm_ci95"] == list(bootstrap_ci(scores, "iqm"))
