@@ -12,6 +12,8 @@ DAgger also queries the expert in the states it visits; GAIL, AIRL and apprentic
 
     python benchmarks/imitation.py                          # → benchmarks/results/imitation.json + .png
     python benchmarks/imitation.py --envs CartPole-v1 --algos bc dagger --episodes 1 4 --seeds 10
+    python benchmarks/imitation.py --algos airl --envs CartPole-v1 --episodes 1 --set total_timesteps=400000 \
+        --out imitation_airl_400k                           # Config overrides (recorded in each row)
     python benchmarks/imitation.py --readme imitation       # the README's table from saved JSON
 
 The Brax setting (an accelerator; the seed-004 homework: BC on Walker2d from few expert
@@ -209,13 +211,18 @@ def main(argv=None):
     parser.add_argument("--expert-seeds", type=int, default=1, help="Brax: PPO expert seeds; the best one demonstrates")
     parser.add_argument("--runs-dir", default="runs", help="Brax: where the expert's run directory goes")
     parser.add_argument("--dry-run", action="store_true", help="Brax: every step, tiny, 10-step episodes (any machine)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override Config fields of every --algos (e.g. total_timesteps=400000; recorded per row)")
     args = parser.parse_args(argv)
     if args.readme:
         return readme(args.readme)
     if args.brax:
         return main_brax(args, argv)
+    from benchmarks.learning import parse_overrides
     from purerl import algos
 
+    # every --set checked against every algorithm's Config before anything compiles
+    overrides_of = {a: parse_overrides(algos.get(a).Config, args.set) for a in args.algos if a in algos.ALGORITHMS}
     rows, failures = [], []
     for env in args.envs:
         for algo in args.algos:
@@ -224,7 +231,9 @@ def main(argv=None):
                 continue
             for episodes in args.episodes:
                 try:
-                    row = run_row(algo, env, episodes, args.seeds)
+                    row = run_row(algo, env, episodes, args.seeds, overrides=overrides_of[algo])
+                    if overrides_of[algo]:
+                        row["overrides"] = overrides_of[algo]
                 except Exception as error:  # noqa: BLE001 — record and go on with the other rows
                     traceback.print_exc()
                     failures.append({"algorithm": algo, "env": env, "episodes": episodes, "error": repr(error)})

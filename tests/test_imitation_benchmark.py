@@ -53,3 +53,11 @@ def test_dry_run_trains_an_expert_and_imitates_it(tmp_path):
     again = list(imitation.run_brax("Pendulum-v1", ["bc"], [1], 2, expert["run_dir"], None, 2, str(tmp_path),
                                     dry=True))
     assert again[0]["final_return_per_seed"] == rows[0]["final_return_per_seed"]
+
+
+def test_set_overrides_are_checked_before_anything_runs(capsys):
+    with pytest.raises(SystemExit, match="no_such_field"):
+        imitation.main(["--algos", "bc", "airl", "--envs", "CartPole-v1", "--set", "no_such_field=1"])
+    with pytest.raises(SystemExit, match="disc_steps"):  # a field of AIRL, not of BC: named with BC's fields
+        imitation.main(["--algos", "bc", "airl", "--envs", "CartPole-v1", "--set", "disc_steps=2"])
+    assert "saved" not in capsys.readouterr().out

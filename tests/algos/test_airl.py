@@ -273,8 +273,8 @@ def test_config_presets_and_contract():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_cartpole_from_4_expert_episodes():
-    """CartPole-v1, 4 scripted-expert episodes (2,000 transitions), the default Config (200,704
-    steps per seed, 196 updates, state-only g, absorbing states), 4 seeds in one vmap: the final
+    """CartPole-v1, 4 scripted-expert episodes (2,000 transitions), the default Config (199,680
+    steps per seed, 195 updates, state-only g, absorbing states), 4 seeds in one vmap: the final
     evaluation (8 deterministic episodes, true reward) as a fraction of the expert's,
     (R − R_random)/(R_expert − R_random) with R_expert 500 and R_random 22.8, has mean ≥ 0.9 and
     every seed ≥ 0.8. Measured (jax 0.9.2, AMD EPYC 2-core, 67–85 s per key set including the

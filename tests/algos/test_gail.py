@@ -153,8 +153,8 @@ def test_config_cross_field_checks_presets_and_contract():
 # ----------------------------------------------------------------------------- learning
 @pytest.mark.learning
 def test_learns_cartpole_from_4_expert_episodes():
-    """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (200,704 steps per
-    seed, 196 updates, gradient penalty off), 4 seeds in one vmap: the mean over seeds of the final
+    """CartPole-v1, 4 scripted-expert episodes (2,000 pairs), the default Config (199,680 steps per
+    seed, 195 updates, gradient penalty off), 4 seeds in one vmap: the mean over seeds of the final
     evaluation (8 deterministic episodes, true reward) ≥ 95% of the expert's return (R_expert 500,
     R_random 22.8). Measured (jax 0.9.2, AMD EPYC 2-core, about 21 s per key set including the
     compile), final return per seed: key set split(PRNGKey(0), 4) (this test's): 500, 500, 500, 500;
