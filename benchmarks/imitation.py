@@ -81,7 +81,8 @@ def run_row(algo: str, env: str, episodes: int, seeds: int, seed: int = 0, demos
 # against DAgger, the expert a trained agent. Here the expert is purerl's PPO with Brax's
 # published settings for hopper and walker2d (Brax training colab: 50M steps, 4096 envs, unroll
 # 20, 32 minibatches of 2048 unrolls, 4 epochs, γ 0.97, lr 3e-4, entropy 1e-3, observation
-# normalization; Brax's reward scaling 10 has no PPO field here and is left out). As for ant in
+# normalization; Brax's reward scaling 10 has no PPO field here and is left out, and the networks
+# are the GPU suite's ant ones, 4 × 64 tanh, not Brax's 4 × 32 / 5 × 256 swish). As for ant in
 # the GPU suite, 4096 envs × 20 steps in 2 minibatches keep Brax's minibatch (40,960
 # transitions) and its 128 gradient steps per 1,310,720 env steps.
 BRAX_ENVS = ["brax/walker2d", "brax/hopper"]
