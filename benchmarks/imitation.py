@@ -139,28 +139,34 @@ def expert_facts(run_dir: str) -> dict:
 
 
 def run_brax(env: str, algo_names: list[str], episode_counts: list[int], seeds: int, expert_run: str | None,
-             expert_steps: int | None, expert_seeds: int, runs_dir: str, dry: bool = False):
+             expert_steps: int | None, expert_seeds: int, runs_dir: str, dry: bool = False, overrides_of=None):
     """Yield the rows of `env` (a Brax environment; any continuous-action gymnax one works too, as
     in the dry-run test): `algo_names` from each of `episode_counts` episodes of a PPO expert,
-    trained here or read from `expert_run` (its best seed)."""
+    trained here or read from `expert_run` (its best seed); `overrides_of[algo]` (the `--set`
+    fields) go over `BRAX_IMITATION`."""
     from purerl import envs, experts
 
     name = env
     if dry:  # short episodes, so that the pipeline runs on a CPU
         name = f"{env}-dry"
-        if name not in envs._REGISTERED:
-            length = {"episode_length" if env.startswith("brax/") else "max_steps_in_episode": DRY_EPISODE_LENGTH}
+        length = {"episode_length" if env.startswith("brax/") else "max_steps_in_episode": DRY_EPISODE_LENGTH}
+        try:
             envs.variant(name, env, **length)
+        except ValueError:  # registered by an earlier call in this process
+            pass
     if expert_run is None:
         expert_run = train_expert(name, expert_steps, expert_seeds, runs_dir, dry)
     expert_info = expert_facts(expert_run)
     act = experts.from_run(expert_run, expert_info["best_seed"])
+    if act.env != name:
+        raise ValueError(f"--expert-run {expert_run!r} trained on {act.env!r}, not on {name!r}")
     label = f"ppo-expert-{name}"
     experts.register(label, act)
     for episodes in episode_counts:
         demos = experts.demonstrations(name, act, episodes=episodes, seed=0, reference_episodes=2 if dry else 100)
         for algo in algo_names:
-            overrides = {**BRAX_IMITATION.get(algo, {}), **(DRY_IMITATION.get(algo, {}) if dry else {})}
+            overrides = {**BRAX_IMITATION.get(algo, {}), **(DRY_IMITATION.get(algo, {}) if dry else {}),
+                         **(overrides_of or {}).get(algo, {})}
             if algo == "dagger":
                 overrides["expert"] = label
             row = run_row(algo, name, episodes, seeds, demos=demos, overrides=overrides)
@@ -217,13 +223,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.readme:
         return readme(args.readme)
-    if args.brax:
-        return main_brax(args, argv)
     from benchmarks.learning import parse_overrides
     from purerl import algos
 
     # every --set checked against every algorithm's Config before anything compiles
     overrides_of = {a: parse_overrides(algos.get(a).Config, args.set) for a in args.algos if a in algos.ALGORITHMS}
+    if args.brax:
+        if args.expert_run and len(args.brax) > 1:
+            parser.error("--expert-run is one environment's expert: give one --brax environment with it")
+        return main_brax(args, argv, overrides_of)
     rows, failures = [], []
     for env in args.envs:
         for algo in args.algos:
@@ -252,7 +260,7 @@ def main(argv=None):
         plot(rows, os.path.join(RESULTS_DIR, f"{args.out}.png"))
 
 
-def main_brax(args, argv=None) -> int:
+def main_brax(args, argv=None, overrides_of=None) -> int:
     """The Brax rows, saved to benchmarks/results/<--out or imitation_brax>.json as they come."""
     algo_names = args.algos if args.algos != ALGOS else ["bc", "dagger"]
     out = args.out if args.out != "imitation" else None if args.dry_run else "imitation_brax"  # a dry run saves nothing
@@ -261,7 +269,7 @@ def main_brax(args, argv=None) -> int:
     for env in args.brax:
         try:
             for row in run_brax(env, algo_names, args.episodes, args.seeds, args.expert_run, args.expert_steps,
-                                args.expert_seeds, args.runs_dir, args.dry_run):
+                                args.expert_seeds, args.runs_dir, args.dry_run, overrides_of):
                 rows.append(row)
                 n = row["normalized_score"]
                 print(f"{row['algorithm']:<10}{env:<15}{row['episodes']:>3} ep  {n['mean']:>6.1f} ± {n['std']:<5.1f} "

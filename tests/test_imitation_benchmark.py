@@ -35,6 +35,9 @@ def test_brax_option_takes_brax_environments_only(capsys):
     with pytest.raises(SystemExit):
         imitation.main(["--brax", "Pendulum-v1", "--dry-run"])
     assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one run's expert cannot demonstrate two environments
+        imitation.main(["--brax", "brax/walker2d", "brax/hopper", "--expert-run", "runs/x", "--dry-run"])
+    assert "--expert-run" in capsys.readouterr().err
 
 
 def test_dry_run_trains_an_expert_and_imitates_it(tmp_path):
@@ -53,6 +56,9 @@ def test_dry_run_trains_an_expert_and_imitates_it(tmp_path):
     again = list(imitation.run_brax("Pendulum-v1", ["bc"], [1], 2, expert["run_dir"], None, 2, str(tmp_path),
                                     dry=True))
     assert again[0]["final_return_per_seed"] == rows[0]["final_return_per_seed"]
+    with pytest.raises(ValueError, match="trained on 'Pendulum-v1-dry'"):  # another environment's expert
+        next(imitation.run_brax("MountainCarContinuous-v0", ["bc"], [1], 2, expert["run_dir"], None, 2,
+                                str(tmp_path), dry=True))
 
 
 def test_set_overrides_are_checked_before_anything_runs(capsys):
