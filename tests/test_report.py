@@ -37,4 +37,6 @@ def test_bootstrap_ci_without_rliable_matches_rliable(monkeypatch):
         got = bootstrap_ci(scores, statistic, reps=20_000)
         assert np.allclose(got, (low, high), atol=0.1), (statistic, got, (low, high))
         assert got[0] < (scores.mean() if statistic == "mean" else 4.0) < got[1]
-    assert summarize(scores)["iqm_ci95"] == list(bootstrap_ci(scores, "iqm"))
+    summary = summarize(scores)  # a run's final table still gets its interval without rliable
+    assert summary["iqm_ci95"][0] < summary["iqm"] < summary["iqm_ci95"][1]
+    assert np.allclose(summary["iqm_ci95"], with_rliable["iqm"], atol=0.3)  # 2,000 resamples: noisier
