@@ -47,10 +47,16 @@ PARTS = ("cartpole", "ant", "halfcheetah", "throughput", "algorithms", "minatar"
 # Brax's published PPO settings for ant (Brax training colab). Brax collects 16 rounds of
 # 4096 × 5-step unrolls, then 4 epochs × 32 minibatches of 2048 unrolls: 128 gradient steps of
 # 10,240 transitions per 327,680 env steps. PPO here with 4096 envs × 5 steps and 2 minibatches
-# keeps both the minibatch size and the ratio of gradient steps to env steps.
+# keeps both the minibatch size and the ratio of gradient steps to env steps. As Brax's PPO, an
+# unclipped value loss: clipped at ±0.3 in return units (PPO's default, and the H200 run of
+# 2026-12-04), it slowed learning on Pendulum's returns in the hundreds (benchmarks/ppo_ablation.py).
+# Not Brax's: the learning rate annealed to 0 and the gradient's global norm clipped at 1 (both
+# ended better there than Brax's constant rate and no clipping), 4 × 64 tanh networks, no reward
+# scaling, a Gaussian policy.
 ANT_PPO = dict(env="brax/ant", total_timesteps=50_000_000, num_envs=4096, num_steps=5, num_minibatches=2,
-               update_epochs=4, gamma=0.97, gae_lambda=0.95, learning_rate=3e-4, ent_coef=1e-2, clip_eps=0.3,
-               normalize_obs=True, hidden_sizes=(64, 64, 64, 64), activation="tanh", max_grad_norm=1.0)
+               update_epochs=4, gamma=0.97, gae_lambda=0.95, learning_rate=3e-4, ent_coef=1e-2,
+               clip_eps=0.3, clip_value_loss=False, normalize_obs=True, hidden_sizes=(64, 64, 64, 64),
+               activation="tanh", max_grad_norm=1.0)
 # SAC on halfcheetah: many environments feeding one buffer, several gradient steps per update.
 HALFCHEETAH_SAC = dict(env="brax/halfcheetah", total_timesteps=5_000_000, num_envs=128, steps_per_update=1,
                        gradient_steps=8, batch_size=512, buffer_size=1_048_576, learning_starts=8_192,

@@ -48,6 +48,7 @@ def test_full_configurations_are_valid():
 
     ant, cheetah = ppo.Config(**gpu_suite.ANT_PPO), sac.Config(**gpu_suite.HALFCHEETAH_SAC)
     assert ant.num_envs * ant.num_steps // ant.num_minibatches == 10_240  # Brax's minibatch: 2048 unrolls of 5
+    assert not ant.clip_value_loss  # as Brax's PPO (benchmarks/ppo_ablation.py)
     assert cheetah.env == "brax/halfcheetah"
 
 

@@ -25,6 +25,7 @@ def test_brax_settings_are_valid_and_match_the_references():
         # Brax's 4 epochs × 32 minibatches per 16 rounds of 4096 × 20 steps
         per_update = expert.update_epochs * expert.num_minibatches / (expert.num_envs * expert.num_steps)
         assert per_update == 128 / (16 * 4096 * 20)
+        assert not expert.clip_value_loss  # as Brax's PPO (benchmarks/ppo_ablation.py)
         b = bc.Config.for_env(env, **imitation.BRAX_IMITATION["bc"])
         d = dagger.Config.for_env(env, **imitation.BRAX_IMITATION["dagger"], expert="test-brax-expert")
         assert b.num_gradient_steps == d.num_rounds * d.steps_per_update == 10_000  # the same learner budget
