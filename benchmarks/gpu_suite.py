@@ -5,6 +5,7 @@ measured in one command.
     python benchmarks/gpu_suite.py --parts cartpole   # some parts only (merged into the same file)
     python benchmarks/gpu_suite.py --dry-run          # every configuration, a few updates, on any machine
     python benchmarks/gpu_suite.py --dry-run --trace  # every program traced, only the CartPole one run (the test)
+    python benchmarks/gpu_suite.py --parts ant --set ant.anneal_lr=false --out gpu_ant_constant_lr.json
 
 Parts:
 * `cartpole` — PPO CartPole-v1, 500k steps × 2048 seeds (one evaluation at the end, as
@@ -23,11 +24,13 @@ Parts:
   SpaceInvaders-MinAtar, 16 seeds each: the learning curve, the final return and the wall
   time to gymnax's published return of its trained PPO agents (28 and 131; `MINATAR_REFERENCES`).
 
-Each part is saved as soon as it is measured; a part that fails is recorded with its error and
-the suite goes on. `--dry-run` shrinks every configuration to a few updates on a few seeds and
-saves nothing unless `--out` is given; with `--trace` every program is traced (configurations,
-environments, shapes) and only the CartPole one is compiled and run: `tests/test_gpu_suite.py`
-runs that, so that the suite cannot rot while no GPU is at hand.
+`--set PART.KEY=VALUE` changes a field of the `ant` or `halfcheetah` settings (an A/B run on
+a leased machine; each such part records its `overrides`). Each part is saved as soon as it is
+measured; a part that fails is recorded with its error and the suite goes on. `--dry-run`
+shrinks every configuration to a few updates on a few seeds and saves nothing unless `--out` is
+given; with `--trace` every program is traced (configurations, environments, shapes) and only
+the CartPole one is compiled and run: `tests/test_gpu_suite.py` runs that, so that the suite
+cannot rot while no GPU is at hand.
 """
 
 from __future__ import annotations
@@ -61,6 +64,35 @@ ANT_PPO = dict(env="brax/ant", total_timesteps=50_000_000, num_envs=4096, num_st
 HALFCHEETAH_SAC = dict(env="brax/halfcheetah", total_timesteps=5_000_000, num_envs=128, steps_per_update=1,
                        gradient_steps=8, batch_size=512, buffer_size=1_048_576, learning_starts=8_192,
                        learning_rate=6e-4, gamma=0.99, tau=0.005, hidden_sizes=(256, 256), normalize_obs=True)
+BRAX_PARTS = {"ant": ("ppo", ANT_PPO), "halfcheetah": ("sac", HALFCHEETAH_SAC)}  # part: (algorithm, settings)
+
+
+def brax_overrides(items) -> dict:
+    """`--set` strings `PART.KEY=VALUE` to {part: {field: value}}, each value read as its field's
+    type; an unknown part or field, a bad value or settings that no longer validate exit with a
+    message naming it (before anything compiles)."""
+    if not items:
+        return {}
+    from benchmarks.learning import parse_overrides
+    from purerl import algos
+
+    texts: dict[str, list[str]] = {}
+    for item in items:
+        part, dot, rest = item.partition(".")
+        if not dot or part not in BRAX_PARTS:
+            raise SystemExit(f"--set {item!r}: expected PART.KEY=VALUE with PART one of {sorted(BRAX_PARTS)}")
+        texts.setdefault(part, []).append(rest)
+    out = {}
+    for part, rests in texts.items():
+        algo, settings = BRAX_PARTS[part]
+        module = algos.get(algo)
+        out[part] = parse_overrides(module.Config, rests)
+        try:
+            module.Config(**{**settings, **out[part]})
+        except ValueError as error:
+            raise SystemExit(f"--set {part}: {error}") from None
+    return out
+
 # Each algorithm's program in the `algorithms` part: (environment, overrides)
 ALGORITHM_ENVS = {"ppo": "CartPole-v1", "reinforce": "CartPole-v1", "actor_critic": "CartPole-v1",
                   "dqn": "CartPole-v1", "sac": "Pendulum-v1", "a2c": "CartPole-v1", "trpo": "CartPole-v1",
@@ -230,11 +262,12 @@ def part_cartpole(dry: bool) -> dict:
     return {**r, "reference": "PureJaxRL: about 98 s for 2048 agents on an A100; goal ≤ 50 s on an H100/H200"}
 
 
-def _brax_part(algo: str, settings: dict, dry: bool, trace: bool, target: float, time_limit: float) -> dict:
+def _brax_part(part: str, overrides: dict, dry: bool, trace: bool, target: float, time_limit: float) -> dict:
     from purerl import algos
 
+    algo, settings = BRAX_PARTS[part]
     module = algos.get(algo)
-    config = module.Config(**settings)
+    config = module.Config(**{**settings, **overrides})
     evals = 20
     config = dataclasses.replace(config, eval_every=max(config.num_updates // evals, 1), eval_episodes=16)
     if dry:
@@ -250,7 +283,7 @@ def _brax_part(algo: str, settings: dict, dry: bool, trace: bool, target: float,
              f"{r['wall_seconds']:.0f} s (compile {r['compile_seconds']:.0f} s)")
     else:
         _log(f"{algo} {config.env}: traced ({r['eval_returns_shape']})")
-    return r
+    return {**r, "overrides": overrides}
 
 
 # gymnax's published returns of its trained PPO agents (gymnax README; gymnax-blines, 10M steps)
@@ -405,11 +438,13 @@ def device_name() -> str:
 def run_suite(parts=PARTS, dry: bool = False, trace: bool = False, out: str | None = None,
               target: float = 6000.0, time_limit: float = 600.0, budget: float | None = None,
               seed_counts=SEED_COUNTS, env_counts=ENV_COUNTS, algorithm_seeds=ALGORITHM_SEEDS,
-              compile_workers: int = 8, command: str | None = None, algorithms=None) -> dict:
+              compile_workers: int = 8, command: str | None = None, algorithms=None,
+              overrides: dict | None = None) -> dict:
     """Run `parts`; return {part: result}, saving after each part to `out` (when given).
     `trace` (dry runs): trace every program instead of compiling it, except the CartPole part's.
     `budget` (seconds): nothing new starts after it (a Brax run's time limit shrinks to fit, a
-    part that would start too late is recorded as skipped), so a leased machine's time is kept."""
+    part that would start too late is recorded as skipped), so a leased machine's time is kept.
+    `overrides`: {"ant" | "halfcheetah": {field: value}} over `ANT_PPO` / `HALFCHEETAH_SAC`."""
     global _deadline, _checkpoint
     if trace and not dry:
         raise ValueError("trace=True is for dry runs only")
@@ -436,10 +471,8 @@ def run_suite(parts=PARTS, dry: bool = False, trace: bool = False, out: str | No
             limit = min(time_limit, max(seconds_left() - 30, 10))  # a Brax run ends inside the budget
             if part == "cartpole":
                 value = part_cartpole(dry)
-            elif part == "ant":
-                value = _brax_part("ppo", ANT_PPO, dry, trace, target, limit)
-            elif part == "halfcheetah":
-                value = _brax_part("sac", HALFCHEETAH_SAC, dry, trace, target, limit)
+            elif part in BRAX_PARTS:
+                value = _brax_part(part, (overrides or {}).get(part, {}), dry, trace, target, limit)
             elif part == "throughput":
                 value = part_throughput(dry, trace, seed_counts, env_counts)
             elif part == "minatar":
@@ -481,7 +514,10 @@ def main(argv=None):
     parser.add_argument("--algorithm-seeds", type=ints, default=ALGORITHM_SEEDS, help="algorithms: seed counts")
     parser.add_argument("--compile-workers", type=int, default=8, help="algorithms: programs compiled at once")
     parser.add_argument("--algorithms", nargs="+", default=None, help="algorithms: these only (default: all)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="PART.KEY=VALUE",
+                        help="ant / halfcheetah: change a field of ANT_PPO / HALFCHEETAH_SAC (e.g. ant.anneal_lr=false)")
     args = parser.parse_args(argv)
+    overrides = brax_overrides(args.set)
     out = args.out
     if out is None and not args.dry_run:
         from benchmarks.common import RESULTS_DIR
@@ -494,7 +530,7 @@ def main(argv=None):
     _log(f"jax {jax.__version__} on {jax.devices()}")
     results = run_suite(args.parts, args.dry_run, args.trace, out, args.target, args.time_limit, args.budget,
                         args.seed_counts, args.env_counts, args.algorithm_seeds, args.compile_workers,
-                        algorithms=args.algorithms, command=" ".join(["python benchmarks/gpu_suite.py", *(sys.argv[1:] if argv is None else argv)]))
+                        algorithms=args.algorithms, overrides=overrides, command=" ".join(["python benchmarks/gpu_suite.py", *(sys.argv[1:] if argv is None else argv)]))
     failed = [p for p, v in results["parts"].items() if p in args.parts and not v.get("ok")]
     if failed:
         _log(f"failed parts: {', '.join(failed)}")

@@ -83,6 +83,20 @@ def test_learning_benchmark_overrides():
         learning.parse_overrides(ppo.Config, ["anneal_lr=maybe"])
 
 
+def test_set_changes_the_brax_settings_and_rejects_bad_input_before_compiling():
+    """`--set PART.KEY=VALUE` (an A/B run on a leased machine) reaches the ant/halfcheetah
+    Config; an unknown part or field or an invalid value exits naming it."""
+    got = gpu_suite.brax_overrides(["ant.anneal_lr=false", "ant.max_grad_norm=1e9", "halfcheetah.gradient_steps=4"])
+    assert got == {"ant": {"anneal_lr": False, "max_grad_norm": 1e9}, "halfcheetah": {"gradient_steps": 4}}
+    assert gpu_suite.brax_overrides([]) == {}
+    with pytest.raises(SystemExit, match="ant.*halfcheetah"):  # the allowed parts
+        gpu_suite.main(["--dry-run", "--set", "cartpole.num_envs=4"])
+    with pytest.raises(SystemExit, match="clip_value_loss"):  # an unknown field: the message lists the fields
+        gpu_suite.brax_overrides(["ant.no_such_field=1"])
+    with pytest.raises(SystemExit, match="learning_rate"):  # a value the Config rejects
+        gpu_suite.brax_overrides(["ant.learning_rate=-1"])
+
+
 def test_trace_requires_dry_run():
     with pytest.raises(SystemExit):
         gpu_suite.main(["--trace"])
