@@ -518,6 +518,10 @@ def main(argv=None):
                         help="ant / halfcheetah: change a field of ANT_PPO / HALFCHEETAH_SAC (e.g. ant.anneal_lr=false)")
     args = parser.parse_args(argv)
     overrides = brax_overrides(args.set)
+    unused = sorted(set(overrides) - set(args.parts))
+    if unused:
+        raise SystemExit(f"--set {', '.join(unused)}.…: not in --parts {' '.join(args.parts)}; add it to --parts "
+                         "or drop the --set (it would change nothing)")
     out = args.out
     if out is None and not args.dry_run:
         from benchmarks.common import RESULTS_DIR

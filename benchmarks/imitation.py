@@ -90,7 +90,8 @@ def run_row(algo: str, env: str, episodes: int, seeds: int, seed: int = 0, demos
 BRAX_ENVS = ["brax/walker2d", "brax/hopper"]
 BRAX_EXPERT_PPO = dict(total_timesteps=50_000_000, num_envs=4096, num_steps=20, num_minibatches=2, update_epochs=4,
                        gamma=0.97, gae_lambda=0.95, learning_rate=3e-4, ent_coef=1e-3, clip_eps=0.3,
-                       clip_value_loss=False, normalize_obs=True, hidden_sizes=(64, 64, 64, 64), activation="tanh", max_grad_norm=1.0,
+                       clip_value_loss=False, normalize_obs=True, hidden_sizes=(64, 64, 64, 64), activation="tanh",
+                       max_grad_norm=1.0,
                        eval_every=10, eval_episodes=16)
 # The homework's budget: DAgger 10 rounds, each labelling 1,000 visited states and taking 1,000
 # gradient steps; BC the same 10,000 gradient steps on the demonstrations alone.

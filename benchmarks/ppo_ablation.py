@@ -46,7 +46,12 @@ def main(argv=None):
     default); rows measured before for the other variants stay in the JSON."""
     sys.stdout.reconfigure(line_buffering=True)
     names = list(VARIANTS)
-    chosen = [names[int(i)] for i in (sys.argv[1:] if argv is None else argv)] or names
+    picks = sys.argv[1:] if argv is None else argv
+    bad = [i for i in picks if not (i.isdigit() and int(i) < len(names))]
+    if bad:
+        raise SystemExit(f"variant {' '.join(bad)}: expected numbers from 0 to {len(names) - 1}:\n"
+                         + "\n".join(f"  {k}: {n}" for k, n in enumerate(names)))
+    chosen = [names[int(i)] for i in picks] or names
     path = os.path.join(RESULTS_DIR, "ppo_ablation.json")
     old = {r["variant"]: r for r in json.load(open(path))["rows"]} if os.path.exists(path) else {}
     rows = {name: old[name] for name in names if name in old}

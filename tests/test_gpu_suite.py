@@ -95,6 +95,8 @@ def test_set_changes_the_brax_settings_and_rejects_bad_input_before_compiling():
         gpu_suite.brax_overrides(["ant.no_such_field=1"])
     with pytest.raises(SystemExit, match="learning_rate"):  # a value the Config rejects
         gpu_suite.brax_overrides(["ant.learning_rate=-1"])
+    with pytest.raises(SystemExit, match="ant.*not in --parts cartpole"):  # it would change nothing: said, not ignored
+        gpu_suite.main(["--dry-run", "--parts", "cartpole", "--set", "ant.anneal_lr=false"])
 
 
 def test_trace_requires_dry_run():
