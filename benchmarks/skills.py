@@ -1,6 +1,7 @@
 """Skills and multi-task: DIAYN on the point mass (discriminator accuracy while it learns, the
 skills' trajectories as a picture, downstream returns of a high-level policy (PPO or DQN) over
-the skills against SAC from scratch), PCGrad against summed gradients, and ASE (the encoder recovering z,
+the skills against SAC from scratch), PCGrad against summed gradients (the preset, and a small
+shared network serving reward scales 1 and 100), and ASE (the encoder recovering z,
 the style discriminator, a high-level policy in z-space on a goal; and on Pendulum-v1 with the
 swing-up expert as the reference style, the low level's Pendulum return without its reward).
 
@@ -9,7 +10,7 @@ swing-up expert as the reference style, the low level's Pendulum return without 
     python benchmarks/skills.py --ant            # adds DIAYN's brax/ant preset (for an accelerator)
 
 Writes benchmarks/results/skills.json and the pictures skills_point_open.png,
-skills_point_walls.png and skills_accuracy.png beside it. Every number is over `--seeds` seeds
+skills_point_walls.png, skills_accuracy.png and skills_pcgrad.png beside it. Every number is over `--seeds` seeds
 (vmapped); returns are summarized by mean, IQM and its 95% stratified-bootstrap CI.
 """
 
@@ -121,25 +122,41 @@ def downstream_part(config, states, budget: int, radius: float, skill_steps: tup
             "sac_runs_16_gradient_steps": sac_returns[16]}
 
 
+# PCGrad's second setting: the opposite goals with rewards scaled (1, 100) and a shared network of
+# one 8-unit hidden layer (tests/algos/test_pcgrad.py's SMALL_SHARED), where PCGrad beats the sum.
+PCGRAD_SMALL_SHARED = dict(hidden_sizes=(8,), reward_scales=(1.0, 100.0))
+
+
 def pcgrad_part(seeds: int, key_sets: int) -> dict:
+    """PCGrad against summed gradients on point/goal: the preset (`seeds` × `key_sets` runs), and
+    `PCGRAD_SMALL_SHARED` (16 seeds or more per key set, evaluated every 10 updates for the curve;
+    the evaluation draws no training randomness: a finer evaluation leaves the training as it is)."""
     import jax
 
     from purerl.algos import pcgrad
 
-    rows = {}
-    for surgery in pcgrad.SURGERIES:
-        config = pcgrad.Config.for_env("point/goal", surgery=surgery)
-        finals = []
-        for k in range(key_sets):
-            _, _, returns = jax.jit(jax.vmap(pcgrad.train, in_axes=(None, 0)))(
-                config, jax.random.split(jax.random.PRNGKey(100 + k), seeds))
-            per_task = np.asarray(pcgrad.task_returns(config, returns)).mean(-1)[:, -1]  # [seeds, tasks]
-            finals.append(per_task)
-        finals = np.concatenate(finals)
-        rows[surgery] = {"per_task_mean": finals.mean(0).tolist(), "sum_over_tasks": _summary(finals.sum(-1))}
+    def rows(overrides: dict, num_seeds: int) -> dict:
+        out = {}
+        for surgery in pcgrad.SURGERIES:
+            config = pcgrad.Config.for_env("point/goal", surgery=surgery, **overrides)
+            curves = []
+            for k in range(key_sets):
+                _, _, returns = jax.jit(jax.vmap(pcgrad.train, in_axes=(None, 0)))(
+                    config, jax.random.split(jax.random.PRNGKey(100 + k), num_seeds))
+                curves.append(np.asarray(pcgrad.task_returns(config, returns)).mean(-1))  # [seeds, evals, tasks]
+            curves = np.concatenate(curves)
+            finals = curves[:, -1]
+            out[surgery] = {"per_task_mean": finals.mean(0).tolist(), "sum_over_tasks": _summary(finals.sum(-1)),
+                            "per_task_mean_curve": curves.mean(0).T.tolist()}
+        gap = np.asarray(out["pcgrad"]["sum_over_tasks"]["mean"]) - np.asarray(out["sum"]["sum_over_tasks"]["mean"])
+        return {"overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+                "num_runs": num_seeds * key_sets, "eval_every_updates": config.eval_every,
+                "env_steps_per_update": config.env_steps_per_update, "pcgrad_minus_sum": float(gap), **out}
+
     config = pcgrad.Config.for_env("point/goal")
+    small = rows({**PCGRAD_SMALL_SHARED, "eval_every": 10}, max(seeds, 16))
     return {"goals": [list(g) for g in config.goals], "env_steps_per_seed": config.num_updates * config.env_steps_per_update,
-            "num_runs": seeds * key_sets, **rows}
+            **rows({}, seeds), "small_shared_network": small}
 
 
 def ase_part(seeds: int, task_steps: int, latent_steps=(5, 2), diversity_weights=(0.0, 0.01, 0.1, 1.0)) -> dict:
@@ -264,6 +281,30 @@ def accuracy_plot(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+def pcgrad_plot(part: dict, path: str) -> None:
+    """The small-shared-network setting: each task's mean deterministic return while training,
+    PCGrad against summed gradients (one panel per task)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = part["overrides"]["reward_scales"]
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 3.2), sharey=True)
+    for task, ax in enumerate(axes):
+        for surgery, colour in (("pcgrad", "C0"), ("sum", "C3")):
+            curve = part[surgery]["per_task_mean_curve"][task]
+            steps = [(i + 1) * part["eval_every_updates"] * part["env_steps_per_update"] for i in range(len(curve))]
+            ax.plot(steps, curve, color=colour, label="PCGrad" if surgery == "pcgrad" else "summed gradients")
+        ax.set_title(f"goal {task + 1}, reward scale {scales[task]:g}", fontsize=9)
+        ax.set_xlabel("environment steps (both tasks)")
+    axes[0].set_ylabel(f"mean return ({part['num_runs']} runs, unscaled)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=4)
@@ -298,6 +339,7 @@ def main(argv=None):
                                  for radius, budget in ((0.3, args.budget), (0.2, args.budget), (0.2, args.budget // 4))]
     if "pcgrad" in args.parts:
         payload["pcgrad"] = pcgrad_part(args.seeds, args.pcgrad_key_sets)
+        pcgrad_plot(payload["pcgrad"]["small_shared_network"], os.path.join(RESULTS_DIR, "skills_pcgrad.png"))
     if "ase" in args.parts:
         payload["ase"] = ase_part(args.seeds, args.ase_task_steps)
     if "ase-pendulum" in args.parts:
@@ -335,11 +377,15 @@ def main(argv=None):
                 h = h["return"]
                 print(f"  hierarchical {learner.upper()} over skills, a skill every {k} steps: {h['mean']:.2f} "
                       f"(IQM {h['iqm']:.2f} [{h['iqm_ci95'][0]:.2f}, {h['iqm_ci95'][1]:.2f}])")
-    for surgery in ("pcgrad", "sum") if "pcgrad" in payload else ():
-        r = payload["pcgrad"][surgery]
-        t = r["sum_over_tasks"]
-        print(f"PCGrad benchmark, surgery={surgery:<6}: per-task {np.round(r['per_task_mean'], 2).tolist()}, "
-              f"sum over tasks {t['mean']:.2f} (IQM {t['iqm']:.2f} [{t['iqm_ci95'][0]:.2f}, {t['iqm_ci95'][1]:.2f}])")
+    for name, part in ((("preset", payload["pcgrad"]), ("small shared network, reward scales (1, 100)",
+                                                       payload["pcgrad"].get("small_shared_network")))
+                       if "pcgrad" in payload else ()):
+        for surgery in ("pcgrad", "sum") if part else ():
+            r = part[surgery]
+            t = r["sum_over_tasks"]
+            print(f"PCGrad benchmark, {name}, surgery={surgery:<6}: per-task "
+                  f"{np.round(r['per_task_mean'], 2).tolist()}, sum over tasks {t['mean']:.2f} "
+                  f"(IQM {t['iqm']:.2f} [{t['iqm_ci95'][0]:.2f}, {t['iqm_ci95'][1]:.2f}])")
     if "ase" in payload:
         a = payload["ase"]
         c, acc = a["encoder_cosine"], a["style_accuracy_reference_vs_random"]
