@@ -126,7 +126,8 @@ class Config:
 
 
 # Per-environment settings. brax/ant is the paper's setting (K = 50 skills, [300, 300] networks,
-# one gradient step per environment step) for an accelerator; on CPU it is only smoke-tested.
+# one gradient step per environment step) for an accelerator; on CPU it is only smoke-tested
+# (tests/algos/test_diayn.py, on brax/inverted_pendulum).
 PRESETS: dict[str, dict[str, Any]] = {
     "point/open": dict(),
     "point/walls": dict(total_timesteps=40_000),
