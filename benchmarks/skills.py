@@ -11,8 +11,8 @@ swing-up expert as the reference style, the low level's Pendulum return without 
                                                                         # (an accelerator; --ant adds it)
 
 Writes benchmarks/results/skills.json and the pictures skills_point_open.png,
-skills_point_walls.png, skills_accuracy.png and skills_pcgrad.png beside it. Every number is over `--seeds` seeds
-(vmapped); returns are summarized by mean, IQM and its 95% stratified-bootstrap CI.
+skills_point_walls.png, skills_accuracy.png and skills_pcgrad.png beside it. Every number is over
+`--seeds` seeds (vmapped); returns are summarized by mean, IQM and its 95% stratified-bootstrap CI.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def pcgrad_part(seeds: int, key_sets: int) -> dict:
             finals = curves[:, -1]
             out[surgery] = {"per_task_mean": finals.mean(0).tolist(), "sum_over_tasks": _summary(finals.sum(-1)),
                             "per_task_mean_curve": curves.mean(0).T.tolist()}
-        gap = np.asarray(out["pcgrad"]["sum_over_tasks"]["mean"]) - np.asarray(out["sum"]["sum_over_tasks"]["mean"])
+        gap = out["pcgrad"]["sum_over_tasks"]["mean"] - out["sum"]["sum_over_tasks"]["mean"]
         return {"overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 "num_runs": num_seeds * key_sets, "eval_every_updates": config.eval_every,
                 "env_steps_per_update": config.env_steps_per_update, "pcgrad_minus_sum": float(gap), **out}
