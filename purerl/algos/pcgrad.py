@@ -176,7 +176,7 @@ def summed(reduce: str = "sum") -> optax.GradientTransformation:
 # stays near −15), PCGrad 0.2–1.3 ahead in total on three key sets — within the seed spread. With
 # reward_scales (1, 10) or (1, 100) no consistent difference either. PCGrad is ahead where the
 # shared network is too small to give each task its own features: hidden_sizes (8,) with
-# reward_scales (1, 100), 16 seeds, by 7.41–10.58 in summed final return on six key sets — all of
+# reward_scales (1, 100), 16 seeds, by 7.40–10.57 in summed final return on six key sets — all of
 # it on the scale-1 task, which the sum's gradients first drive down. The sum catches up by 96,000
 # steps; with 16 hidden units the gap is 0.4–0.5 (see tests/algos/test_pcgrad.py).
 @struct.dataclass

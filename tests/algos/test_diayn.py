@@ -267,7 +267,7 @@ def test_finetuning_the_best_skill_beats_sac_from_scratch(pretrained):
 def test_brax_smoke_with_the_ant_preset():
     """The brax/ant preset (the paper's K = 50 skills; an accelerator's run) cut to two updates of
     2 environments × 2 steps, 2 seeds, small networks, on brax/inverted_pendulum (the same test on
-    the MJX ant took 54 s against 41 s at the unit tests' opt level 0; tests/envs covers the ant):
+    the MJX ant took 54 s against 40 s at the unit tests' opt level 0; tests/envs covers the ant):
     init and update compile and run, the buffer stores the Brax observation with the one-hot skill
     appended, the skill reward and the losses are finite."""
     import dataclasses
