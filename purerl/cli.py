@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # a Config or RunOptions field failed validation
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not options.distributed:
+        run.use_cpu_cores(options.num_seeds)
     try:
         run.train(algo, config, options)
     except ValueError as error:  # run directory taken, out of memory, …: no traceback
@@ -117,6 +119,9 @@ def _parse_train(algo: str, module, flags: list[str], prog: str):
 
 def _sweep(algo: str, module, flags: list[str]) -> int:
     """`purerl sweep ALGORITHM --FIELD v1,v2,… [train flags]` (or `--resume SWEEP_DIR`)."""
+    import math
+
+    from purerl import run as run_module
     from purerl import sweep
 
     try:
@@ -139,6 +144,8 @@ def _sweep(algo: str, module, flags: list[str]) -> int:
                       f"  {k}: {v}" for k, v in sorted(sweep.field_kinds(module).items()) if v != "fixed"))
             return 0
         config, options = _parse_train(algo, module, rest, f"purerl sweep {algo}")
+        if not options.distributed:
+            run_module.use_cpu_cores(options.num_seeds * math.prod(len(v) for v in floats.values()))
         sweep.sweep(algo, config, floats, options, statics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -185,6 +192,9 @@ def _resume(algo: str, flags: list[str]) -> int:
         if saved != algo:
             raise ValueError(f"--resume {values['--resume']!r}: that run trains {saved!r}, not {algo!r}")
         cache = False if "--no-compile-cache" in values else (True if "--compile-cache" in values else None)
+        meta = json.load(open(path)) if os.path.exists(path) else {}
+        if "chunk_plan" in meta and not meta.get("options", {}).get("distributed"):
+            run.use_cpu_cores(int(meta["chunk_plan"]["chunk_size"]))  # the seeds of each saved chunk
         run.resume(values["--resume"], stop_after=stop_after, progress="--no-progress" not in values,
                    compile_cache=cache)
     except ValueError as error:

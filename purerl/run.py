@@ -4,7 +4,9 @@
 
 * compiles once: `init` and one block of `update`s + evaluation, both `vmap`ped over seeds;
 * shards the seed axis over all devices (`jax.sharding`, a 1-D mesh "seed"); the seed
-  count is padded up to a multiple of the device count and the padding dropped;
+  count is padded up to a multiple of the device count and the padding dropped; on a
+  CPU-only host `use_cpu_cores` (called by the CLI before JAX starts) makes one device per
+  core, as many as divide the seeds;
   with `distributed=True`, `jax.distributed.initialize()` before any other JAX call
   (multi-host): results are all-gathered and process 0 alone writes files and prints;
 * sizes the run from the compiled programs' `memory_analysis()`: seeds that do not fit
@@ -28,6 +30,7 @@ import dataclasses
 import datetime
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
@@ -289,6 +292,42 @@ def start_devices(distributed: bool) -> list:
     return jax.devices()
 
 
+_HOST_DEVICES_FLAG = "xla_force_host_platform_device_count"
+
+
+def use_cpu_cores(rows: int) -> int | None:
+    """Split a CPU-only host into as many XLA devices as there are cores and divide `rows`
+    (seeds, or grid points × seeds), so the seed axis runs on every core: XLA:CPU runs one
+    device's program on about one core, and one device's batched seeds do not fill a second.
+
+    It must run before JAX's first operation (the `purerl` CLI calls it after parsing its
+    flags; in Python call it right after `import purerl`). It does nothing, and returns None,
+    when JAX has already started, `XLA_FLAGS` names `--xla_force_host_platform_device_count`
+    or `jax_num_cpu_devices` is set (yours win: `=1` turns this off), `JAX_PLATFORMS` names
+    another platform or an accelerator plugin is installed. Returns the device count set.
+    The count divides `rows`, so no seed is padded: on a CPU, padding would cost cores."""
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if _HOST_DEVICES_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices != -1:
+        return None
+    if platforms and platforms != "cpu":
+        return None
+    if not platforms and any(importlib.util.find_spec(m) for m in ("jax_plugins", "libtpu")):
+        return None  # a GPU/TPU plugin: the seeds go to the accelerator
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = cpu_device_count(rows, cores)
+    if count > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:  # JAX already started: its devices stay as they are
+            return None
+    return count
+
+
+def cpu_device_count(rows: int, cores: int) -> int:
+    """The most CPU devices, at most `cores`, that split `rows` evenly."""
+    return max(k for k in range(1, max(1, min(cores, rows)) + 1) if rows % k == 0)
+
+
 def seed_mesh(devices) -> jax.sharding.Mesh:
     """The 1-D mesh, axis "seed", that the seeds are sharded over."""
     return jax.sharding.Mesh(np.array(devices), ("seed",))
@@ -297,7 +336,7 @@ def seed_mesh(devices) -> jax.sharding.Mesh:
 # ----------------------------------------------------------------------------- memory
 def available_memory_bytes(device) -> int:
     """Free memory of `device`: the accelerator's allocator limit minus what is in use,
-    or the host's available physical memory for a CPU device."""
+    or, for a CPU device, the host's available physical memory shared by its CPU devices."""
     stats = None
     try:
         stats = device.memory_stats()
@@ -305,6 +344,11 @@ def available_memory_bytes(device) -> int:
         stats = None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    shared_by = jax.local_device_count("cpu") if getattr(device, "platform", "cpu") == "cpu" else 1
+    return _host_available_bytes() // max(1, shared_by)
+
+
+def _host_available_bytes() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:

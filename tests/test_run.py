@@ -122,6 +122,33 @@ def test_sharded_over_four_devices_equals_one_device(uninterrupted, tmp_path):
     np.testing.assert_allclose(multi["returns"], uninterrupted.eval_returns)
 
 
+@pytest.mark.parametrize("rows, cores, count", [(1, 2, 1), (3, 2, 1), (2, 2, 2), (8, 2, 2), (16, 8, 8),
+                                                (12, 8, 6), (7, 64, 7), (5, 4, 1), (96, 16, 16)])
+def test_cpu_device_count_is_the_most_cores_that_split_the_seeds_evenly(rows, cores, count):
+    assert run.cpu_device_count(rows, cores) == count
+
+
+def test_cli_splits_the_cpu_into_one_device_per_core_unless_told_otherwise(tmp_path):
+    """`purerl train` with 4 seeds on a CPU-only host: one XLA device per core (as many as
+    divide 4) in config.json; `XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one."""
+    cores = len(os.sched_getaffinity(0))
+    script = textwrap.dedent(f"""
+        import json, sys
+        from purerl import cli
+        assert cli.main(["train", "ppo", "--env", "CartPole-v1", "--num-seeds", "4", "--total-timesteps", "128",
+                         "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "1", "--update-epochs", "1",
+                         "--hidden-sizes", "8", "--eval-every", "4", "--eval-episodes", "1", "--no-plot",
+                         "--runs-dir", {str(tmp_path)!r}, "--run-name", sys.argv[1], "--no-progress"]) == 0
+        """)
+    for name, count in (("auto", run.cpu_device_count(4, cores)), ("one", 1)):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": with_host_devices(1 if name == "one" else None)}
+        subprocess.run([sys.executable, "-c", script, name], check=True, env=env, timeout=600)
+        devices = json.load(open(tmp_path / name / "config.json"))["devices"]
+        assert len(devices) == count, (name, cores, devices)
+    jax.devices()  # in this process JAX has started (and conftest fixed one CPU device): left alone
+    assert run.use_cpu_cores(4) is None and jax.device_count() == 1
+
+
 # ----------------------------------------------------------------------------- diverged seeds
 def test_diverged_seed_is_named_not_hidden(tmp_path, monkeypatch, capsys):
     """Seed 1's evaluation return turns NaN from the third evaluation on: it is reported as
