@@ -3,6 +3,7 @@ hardware description, JSON output under benchmarks/results/."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import tempfile
@@ -28,7 +29,9 @@ def hardware() -> dict:
     return {"platform": devices[0].platform, "device_kind": devices[0].device_kind, "num_devices": len(devices),
             "cpu": cpu, "cpu_count": os.cpu_count(), "jax": jax.__version__,
             # other work on the machine slows every timing: a load near the core count means idle-ish
-            "load_average_1_5_15min": list(os.getloadavg())}
+            "load_average_1_5_15min": list(os.getloadavg()),
+            # the same machine kind is slower on some days (shared hosts): date every measurement
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")}
 
 
 def learning_run(algo: str, config, num_seeds: int, threshold: float | None = None, seed: int = 0) -> dict:

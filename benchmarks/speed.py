@@ -9,7 +9,8 @@ Parts:
 * `cli` — what a user waits for, as `time purerl …` measures it (a fresh process each): `purerl list`,
   `purerl --help`, PPO CartPole-v1 500k steps with one seed from an empty compilation cache
   and again from the cache the first run filled, SAC Pendulum-v1 20k steps with one seed and
-  with eight (each from an empty cache).
+  with eight (each from an empty cache), the eight split over one CPU device per core as the CLI
+  does (`purerl.run.use_cpu_cores`) and, as the control, on one device.
 * `ppo`, `sac`, `dqn` — env steps/s of `jax.jit(jax.vmap(train))` for 1, 16, 256 and 1024
   seeds, and of the same program without learning: for SAC and DQN the same `train` with
   `learning_starts` beyond the run (the learning branch never runs; acting, the replay
@@ -40,9 +41,12 @@ SEEDS = (1, 16, 256, 1024)
 
 
 # ----------------------------------------------------------------------------- whole process
-def _purerl(args: list[str], cache_dir: str, runs_dir: str) -> dict:
-    """One `purerl …` process: wall seconds, and the run's results.json timing when it trained."""
+def _purerl(args: list[str], cache_dir: str, runs_dir: str, xla_flags: str | None = None) -> dict:
+    """One `purerl …` process: wall seconds, and the run's results.json timing (and devices) when it
+    trained. `xla_flags` replaces XLA_FLAGS for it."""
     env = {**os.environ, "PURERL_CACHE_DIR": cache_dir, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
     cmd = [sys.executable, "-m", "purerl.cli", *args]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -58,7 +62,10 @@ def _purerl(args: list[str], cache_dir: str, runs_dir: str) -> dict:
         out.update(compile_seconds=t["compile_seconds"], run_seconds=t["run_seconds"],
                    compile_cache_hits=t.get("compile_cache_hits"),
                    reported_cache_hit="compilation cache hit" in proc.stdout,
-                   final_eval_return_mean=results["final_eval_return"].get("mean"))
+                   final_eval_return_mean=results["final_eval_return"].get("mean"),
+                   devices=len(json.load(open(os.path.join(runs_dir, "runs", name, "config.json")))["devices"]))
+    if xla_flags is not None:
+        out["xla_flags"] = xla_flags
     return out
 
 
@@ -84,14 +91,21 @@ def measure_cli(quick: bool, save_part) -> dict:
                   f"{r['final_eval_return_mean']:.1f}")
         save_part(results)
         sac_steps = "4000" if quick else "20000"
-        for n in ("1", "8"):
+        # The 8-seed run is split over one CPU device per core (`run.use_cpu_cores`); the control
+        # keeps one device, as a user's XLA_FLAGS can.
+        one_device = " ".join(os.environ.get("XLA_FLAGS", "").split() + ["--xla_force_host_platform_device_count=1"])
+        for key, n, flags in (("sac_1_seeds_cold", "1", None), ("sac_8_seeds_cold", "8", None),
+                              ("sac_8_seeds_one_cpu_device_cold", "8", one_device)):
             sac = ["train", "sac", "--env", "Pendulum-v1", "--num-seeds", n, "--total-timesteps", sac_steps,
-                   "--no-progress", "--run-name", f"sac-{n}"]
-            results[f"sac_{n}_seeds_cold"] = r = _purerl(sac, cache(f"sac{n}"), tmp)
-            print(f"SAC Pendulum-v1 {sac_steps} steps, {n} seed(s): {r['wall_seconds']:.1f} s whole process (compile "
-                  f"{r['compile_seconds']:.1f} s, run {r['run_seconds']:.1f} s); return {r['final_eval_return_mean']:.1f}")
-        results["sac_8_over_1_wall"] = results["sac_8_seeds_cold"]["wall_seconds"] / results["sac_1_seeds_cold"]["wall_seconds"]
-        print(f"SAC 8 seeds / 1 seed, whole process: {results['sac_8_over_1_wall']:.2f}×")
+                   "--no-progress", "--run-name", key]
+            results[key] = r = _purerl(sac, cache(key), tmp, xla_flags=flags)
+            print(f"SAC Pendulum-v1 {sac_steps} steps, {n} seed(s) on {r['devices']} device(s): {r['wall_seconds']:.1f} "
+                  f"s whole process (compile {r['compile_seconds']:.1f} s, run {r['run_seconds']:.1f} s); return "
+                  f"{r['final_eval_return_mean']:.1f}")
+        for key in ("sac_8_seeds_cold", "sac_8_seeds_one_cpu_device_cold"):
+            ratio = results[key]["wall_seconds"] / results["sac_1_seeds_cold"]["wall_seconds"]
+            results[key.replace("_seeds", "").replace("_cold", "") + "_over_1_wall"] = ratio
+            print(f"SAC 8 seeds ({results[key]['devices']} device(s)) / 1 seed, whole process: {ratio:.2f}×")
         save_part(results)
     return results
 
