@@ -132,6 +132,7 @@ def _sweep(algo: str, module, flags: list[str]) -> int:
                 raise ValueError(f"--resume continues a sweep with its saved grid, config and options; it cannot "
                                  f"honour {', '.join(extra)} (allowed: --stop-after, --no-progress)")
             stop = _flag_value(flags, "--stop-after")
+            _use_cpu_cores_for_saved_run(_flag_value(flags, "--resume"))
             sweep.resume(_flag_value(flags, "--resume"), stop_after=int(stop) if stop else None,
                          progress="--no-progress" not in flags)
             return 0
@@ -192,15 +193,35 @@ def _resume(algo: str, flags: list[str]) -> int:
         if saved != algo:
             raise ValueError(f"--resume {values['--resume']!r}: that run trains {saved!r}, not {algo!r}")
         cache = False if "--no-compile-cache" in values else (True if "--compile-cache" in values else None)
-        meta = json.load(open(path)) if os.path.exists(path) else {}
-        if "chunk_plan" in meta and not meta.get("options", {}).get("distributed"):
-            run.use_cpu_cores(int(meta["chunk_plan"]["chunk_size"]))  # the seeds of each saved chunk
+        _use_cpu_cores_for_saved_run(values["--resume"])
         run.resume(values["--resume"], stop_after=stop_after, progress="--no-progress" not in values,
                    compile_cache=cache)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _use_cpu_cores_for_saved_run(run_dir: str) -> None:
+    """`run.use_cpu_cores` for the seed chunks saved in a run directory's config.json (a sweep
+    of several programs: its first program's); nothing when there is none or it is distributed."""
+    import json
+
+    from purerl import run
+
+    paths = [os.path.join(run_dir, "config.json")]
+    if not os.path.exists(paths[0]) and os.path.isdir(run_dir):
+        paths = sorted(os.path.join(run_dir, d, "config.json") for d in os.listdir(run_dir))
+    for path in paths:
+        if os.path.exists(path):
+            try:
+                meta = json.load(open(path))
+                chunk = int(meta["chunk_plan"]["chunk_size"])
+            except (OSError, ValueError, KeyError, TypeError):  # the runner refuses it, naming the problem
+                return
+            if not meta.get("options", {}).get("distributed"):
+                run.use_cpu_cores(chunk)
+            return
 
 
 def collect(argv: list[str]) -> int:

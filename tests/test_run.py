@@ -130,21 +130,32 @@ def test_cpu_device_count_is_the_most_cores_that_split_the_seeds_evenly(rows, co
 
 def test_cli_splits_the_cpu_into_one_device_per_core_unless_told_otherwise(tmp_path):
     """`purerl train` with 4 seeds on a CPU-only host: one XLA device per core (as many as
-    divide 4) in config.json; `XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one."""
+    divide 4) in config.json; `XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one,
+    and resumes the split run's checkpoint (the checkpoint is host arrays, any layout)."""
     cores = len(os.sched_getaffinity(0))
     script = textwrap.dedent(f"""
-        import json, sys
+        import sys
         from purerl import cli
+        if sys.argv[1] == "resume":
+            assert cli.main(["train", "ppo", "--resume", {str(tmp_path)!r} + "/auto", "--no-progress"]) == 0
+            sys.exit()
         assert cli.main(["train", "ppo", "--env", "CartPole-v1", "--num-seeds", "4", "--total-timesteps", "128",
                          "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "1", "--update-epochs", "1",
-                         "--hidden-sizes", "8", "--eval-every", "4", "--eval-episodes", "1", "--no-plot",
+                         "--hidden-sizes", "8", "--eval-every", "2", "--eval-episodes", "1", "--no-plot",
+                         "--checkpoint-every", "1", "--stop-after", "1",
                          "--runs-dir", {str(tmp_path)!r}, "--run-name", sys.argv[1], "--no-progress"]) == 0
         """)
-    for name, count in (("auto", run.cpu_device_count(4, cores)), ("one", 1)):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": with_host_devices(1 if name == "one" else None)}
-        subprocess.run([sys.executable, "-c", script, name], check=True, env=env, timeout=600)
+
+    def purerl(mode, host_devices):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": with_host_devices(host_devices)}
+        return subprocess.run([sys.executable, "-c", script, mode], check=True, env=env, timeout=600,
+                              capture_output=True, text=True).stdout
+
+    for name, host_devices, count in (("auto", None, run.cpu_device_count(4, cores)), ("one", 1, 1)):
+        purerl(name, host_devices)
         devices = json.load(open(tmp_path / name / "config.json"))["devices"]
         assert len(devices) == count, (name, cores, devices)
+    assert "128 env steps per seed" in purerl("resume", 1)  # the split run's first block, resumed on one device
     jax.devices()  # in this process JAX has started (and conftest fixed one CPU device): left alone
     assert run.use_cpu_cores(4) is None and jax.device_count() == 1
 
