@@ -1,6 +1,9 @@
 """Learning gates under the runner: training throughput of 8 seeds, structured as `purerl
-train` runs them (`vmap(init)`, then `vmap(run_block)` over the seed axis with the block
-index unbatched), so the learning-starts gates and TD3's delayed actor see a batched state.
+train` runs them (`vmap(init)`, then `vmap` of the runner's own block, `purerl.run.block_fn`,
+over the seed axis with the block index unbatched), so the learning-starts gates and TD3's
+delayed actor see a batched state. (Before 12-08 this script built its block from `run_block`
+itself, which passed the update index, while the runner's block hid it: the runner's gates
+were selects and this script did not see it.)
 
     python benchmarks/gates.py --label after    # merges {label: {rows: …}} into benchmarks/results/gates.json
     python benchmarks/gates.py --label after --cases td3/Pendulum-v1   # re-measure one row
@@ -28,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import purerl  # noqa: E402
 from purerl.algos import dqn, td3  # noqa: E402
-from purerl.evaluation import num_blocks, run_block  # noqa: E402
+from purerl import run  # noqa: E402
+from purerl.evaluation import num_blocks  # noqa: E402
 
 from benchmarks.common import RESULTS_DIR, atomic_json, hardware  # noqa: E402
 
@@ -43,9 +47,10 @@ def measure(module, config) -> dict:
     """Compile, then time `init` and every block of a run of NUM_SEEDS seeds."""
     n_updates, block_size = config.num_updates, config.eval_every
 
+    runner_block = run.block_fn(module, config)  # the block `purerl train` compiles
+
     def block(state, index):
-        return run_block(functools.partial(module.update, config), functools.partial(module.evaluate, config),
-                         state, index, block_size, n_updates)
+        return runner_block(state, index, {})
 
     keys = jax.random.split(jax.random.PRNGKey(0), NUM_SEEDS)
     init_fn = jax.jit(jax.vmap(functools.partial(module.init, config)))

@@ -44,7 +44,7 @@ import numpy as np
 
 from purerl import algos, report
 from purerl.config import from_dict, to_dict
-from purerl.evaluation import num_blocks, run_block
+from purerl.evaluation import accepts_update_index, num_blocks, run_block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,6 +501,30 @@ def _one_seed(fn, in_axes=0):
     return wrapped
 
 
+def _with_values(config, hp: dict):
+    """`config` with this row's values of the swept fields (tracers: validation skips them)."""
+    return dataclasses.replace(config, **hp) if hp else config
+
+
+def block_fn(module, config):
+    """One seed's block, `(state, block index, swept values, *data) -> (state, metrics, returns)`:
+    `eval_every` updates, then the evaluation. The block index stays unbatched under the
+    runner's `vmap` and each update gets its number from it (`update_index`, where the
+    algorithm's `update` takes one): its learning gates stay real branches instead of
+    `select`s that compute both sides on the batched state counters."""
+    takes_index = accepts_update_index(module.update)
+
+    def block(state, index, hp, *data):
+        c = _with_values(config, hp)
+
+        def update(s, update_index=None):
+            return module.update(c, s, *data, **({"update_index": update_index} if takes_index else {}))
+
+        return run_block(update, functools.partial(module.evaluate, c), state, index, c.eval_every, c.num_updates)
+
+    return block
+
+
 def compile_program(module, config, mesh, seeds: int, dataset=None, sweep_fields: tuple = ()) -> Program:
     """Trace and compile `init` and one block for `seeds` seeds (a multiple of the mesh size),
     each traced once: the memory estimate comes from these compiled programs. An offline
@@ -514,26 +538,19 @@ def compile_program(module, config, mesh, seeds: int, dataset=None, sweep_fields
     data_info = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), data)
     hp_info = {f: jax.ShapeDtypeStruct((seeds,), jnp.float32, sharding=by_seed) for f in sweep_fields}
 
-    def with_values(hp):  # this row's values of the swept fields (tracers: validation skips them)
-        return dataclasses.replace(config, **hp) if hp else config
-
     def init_fn(key, hp, *data):
-        return module.init(with_values(hp), key, *data)
+        return module.init(_with_values(config, hp), key, *data)
 
-    def block(state, index, hp, *data):
-        c = with_values(hp)
-        return run_block(lambda s: module.update(c, s, *data), functools.partial(module.evaluate, c),
-                         state, index, c.eval_every, c.num_updates)
-
+    block = block_fn(module, config)
     over_seeds = _one_seed if seeds == 1 else functools.partial(jax.vmap, axis_name="seed")
     init = jax.jit(over_seeds(init_fn, in_axes=(0, 0) + (None,) * len(data)),
                    in_shardings=(by_seed, by_seed) + (replicated,) * len(data), out_shardings=by_seed)
     init_lowered = init.lower(jax.ShapeDtypeStruct((seeds, 2), jnp.uint32, sharding=by_seed), hp_info, *data_info)
     state_info = init_lowered.out_info
-    block_fn = jax.jit(over_seeds(block, in_axes=(0, None, 0) + (None,) * len(data)),
-                       in_shardings=(by_seed, replicated, by_seed) + (replicated,) * len(data),
-                       out_shardings=by_seed, donate_argnums=0)
-    block_lowered = block_fn.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32), hp_info, *data_info)
+    block_jit = jax.jit(over_seeds(block, in_axes=(0, None, 0) + (None,) * len(data)),
+                        in_shardings=(by_seed, replicated, by_seed) + (replicated,) * len(data),
+                        out_shardings=by_seed, donate_argnums=0)
+    block_lowered = block_jit.lower(state_info, jax.ShapeDtypeStruct((), jnp.int32), hp_info, *data_info)
     with _CacheEvents() as cache:
         # XLA compiles with the GIL released: `init` compiles on a second thread meanwhile.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
