@@ -18,14 +18,15 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 def down(x: float, decimals: int = 1, thousands: bool = False) -> str:
     """`x` shown with `decimals` places, rounded down (toward −∞), never up: a measured
     number is never shown better than it was, nor a time shorter (7.659 s is 7.6, −176.336
-    is −176.4). A float32's last bits are not a value: within 1e-6 relative of the next
-    step up counts as that step (−629.9000244 is −629.9, 0.97499996 is 0.975)."""
+    is −176.4). A float32's rounding is not a value: within half a float32 step (6e-8
+    relative) below the next step up counts as that step (−629.9000244, float32's −629.9,
+    is −629.9; 0.97499996 is 0.975); a whole float32 step below it does not."""
     import math
 
     if x is None or not math.isfinite(x):
         return str(x)
     scaled = x * 10**decimals
-    value = math.floor(scaled + 1e-6 * max(1.0, abs(scaled))) / 10**decimals
+    value = math.floor(scaled + 6e-8 * abs(scaled)) / 10**decimals
     return f"{value:,.{decimals}f}" if thousands else f"{value:.{decimals}f}"
 
 
