@@ -37,7 +37,7 @@ import traceback
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import RESULTS_DIR, save  # noqa: E402
+from benchmarks.common import RESULTS_DIR, down, save  # noqa: E402
 
 ALGOS = ["bc", "dagger", "gail", "airl", "apprenticeship"]
 ENVS = ["CartPole-v1", "Pendulum-v1"]
@@ -304,7 +304,7 @@ def readme(names: list[str]) -> None:
     for env in dict.fromkeys(r["env"] for r in rows):
         episodes = sorted({r["episodes"] for r in rows if r["env"] == env})
         first = next(r for r in rows if r["env"] == env)
-        print(f"\n{env} (R_expert {first['expert_return']:.1f}, R_random {first['random_return']:.1f}), normalized "
+        print(f"\n{env} (R_expert {down(first['expert_return'])}, R_random {down(first['random_return'])}), normalized "
               f"score, mean ± std over {first['num_seeds']} seeds [IQM 95% CI]:\n")
         print("| algorithm | " + " | ".join(f"{e} episode{'s' * (e > 1)}" for e in episodes) + " |")
         print("|---|" + "---|" * len(episodes))
@@ -313,8 +313,8 @@ def readme(names: list[str]) -> None:
             for e in episodes:
                 match = [r for r in rows if r["env"] == env and r["algorithm"] == algo and r["episodes"] == e]
                 n = match[0]["normalized_score"] if match else None
-                cells.append(f"{n['mean']:.1f} ± {n['std']:.1f} [{n['iqm_ci95'][0]:.1f}, {n['iqm_ci95'][1]:.1f}]"
-                             if n else "—")
+                cells.append(f"{down(n['mean'])} ± {down(n['std'])} "
+                             f"[{down(n['iqm_ci95'][0])}, {down(n['iqm_ci95'][1])}]" if n else "—")
             print(f"| {algo} | " + " | ".join(cells) + " |")
     print(f"\nhardware: {hardware['cpu']}, {hardware['cpu_count']} cores, jax {hardware['jax']}; "
           f"commands: {'; '.join(commands)}")

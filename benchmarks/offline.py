@@ -156,7 +156,7 @@ def readme(names: list[str]) -> None:
     """Markdown tables (normalized score per algorithm × dataset; throughput) from saved results."""
     import json
 
-    from benchmarks.common import RESULTS_DIR
+    from benchmarks.common import RESULTS_DIR, down  # down: a measured number rounded down at its precision
 
     rows, speed, iql_1m, hardware = [], [], None, None
     for name in names:
@@ -176,8 +176,8 @@ def readme(names: list[str]) -> None:
             for kind in kinds:
                 match = [r for r in rows if r["env"] == env and r["algorithm"] == algo and r["dataset"] == kind]
                 n = match[0]["normalized_score"] if match else None
-                cells.append(f"{n['mean']:.1f} ± {n['std']:.1f} [{n['iqm_ci95'][0]:.1f}, {n['iqm_ci95'][1]:.1f}]"
-                             if n else "—")
+                cells.append(f"{down(n['mean'])} ± {down(n['std'])} "
+                             f"[{down(n['iqm_ci95'][0])}, {down(n['iqm_ci95'][1])}]" if n else "—")
             print(f"| {algo} | " + " | ".join(cells) + " |")
     if speed:
         print("\n| algorithm | env | batch | network | updates/s, 1 seed | updates/s, 16 seeds (all seeds) |")
@@ -186,10 +186,11 @@ def readme(names: list[str]) -> None:
             by = {r["num_seeds"]: r for r in speed if r["algorithm"] == algo and r["env"] == env}
             first = next(iter(by.values()))
             print(f"| {algo} | {env} | {first['batch_size']} | {tuple(first['hidden_sizes'])} | "
-                  f"{by[1]['gradient_updates_per_second']:,.0f} | {by[16]['gradient_updates_per_second']:,.0f} |")
+                  f"{down(by[1]['gradient_updates_per_second'], 0, thousands=True)} | "
+                  f"{down(by[16]['gradient_updates_per_second'], 0, thousands=True)} |")
     if iql_1m:
-        print(f"\nIQL, 1M gradient updates, one seed: {iql_1m['wall_seconds']:.0f} s wall "
-              f"({iql_1m['run_seconds']:.0f} s running, {iql_1m['compile_seconds']:.0f} s compiling)")
+        print(f"\nIQL, 1M gradient updates, one seed: {down(iql_1m['wall_seconds'], 0)} s wall "
+              f"({down(iql_1m['run_seconds'], 0)} s running, {down(iql_1m['compile_seconds'], 0)} s compiling)")
     print(f"\nhardware: {hardware['cpu']}, {hardware['cpu_count']} cores, jax {hardware['jax']}")
 
 

@@ -3,6 +3,10 @@ numbers in README.md are exactly the measured ones). Prints Markdown."""
 
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import down  # noqa: E402  (every measured number rounded down at its precision)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ORDER = ["ppo", "a2c", "trpo", "reinforce", "actor_critic", "dqn", "sac", "td3", "ddpg"]
@@ -26,9 +30,10 @@ def main():
         load = hw.get("load_average_1_5_15min", [float("nan")])[0]
         cpu = hw.get("cpu", "?").replace("(R)", "").replace(" Processor", "")
         machine = f"{cpu}, jax {hw.get('jax', '?')}"
-        print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {f['mean']:.1f} | "
-              f"{f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | {f['min']:.1f} / {f['max']:.1f} | "
-              f"{reach} | {r['compile_seconds']:.0f} | {r['env_steps_per_second']:,.0f} | {load:.1f} | {machine} |")
+        print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {down(f['mean'])} | "
+              f"{down(f['iqm'])} [{down(f['iqm_ci95'][0])}, {down(f['iqm_ci95'][1])}] | "
+              f"{down(f['min'])} / {down(f['max'])} | {reach} | {down(r['compile_seconds'], 0)} | "
+              f"{down(r['env_steps_per_second'], 0, thousands=True)} | {down(load)} | {machine} |")
     minatar()
 
 
@@ -49,10 +54,10 @@ def minatar():
                             for k, v in r.get("overrides", {}).items() if k != "eval_every") or "none"
         cpu = hw.get("cpu", "?").replace("(R)", "").replace(" Processor", "")
         print(f"| {r['algorithm']} | {r['env']} | {r['env_steps_per_seed']:,} | {r['num_seeds']} | {changed} | "
-              f"{f['mean']:.1f} | {f['iqm']:.1f} [{f['iqm_ci95'][0]:.1f}, {f['iqm_ci95'][1]:.1f}] | "
-              f"{f['min']:.1f} / {f['max']:.1f} | {r['reference_return']:g} (10M steps) | "
-              f"{r['env_steps_per_second']:,.0f} | {hw.get('load_average_1_5_15min', [float('nan')])[0]:.1f} | "
-              f"{cpu}, jax {hw.get('jax', '?')} |")
+              f"{down(f['mean'])} | {down(f['iqm'])} [{down(f['iqm_ci95'][0])}, {down(f['iqm_ci95'][1])}] | "
+              f"{down(f['min'])} / {down(f['max'])} | {r['reference_return']:g} (10M steps) | "
+              f"{down(r['env_steps_per_second'], 0, thousands=True)} | "
+              f"{down(hw.get('load_average_1_5_15min', [float('nan')])[0])} | {cpu}, jax {hw.get('jax', '?')} |")
 
 
 if __name__ == "__main__":
