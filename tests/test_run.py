@@ -131,8 +131,8 @@ def test_cpu_device_count_is_the_most_cores_that_split_the_seeds_evenly(rows, co
 
 def test_cli_splits_the_cpu_into_one_device_per_core_unless_told_otherwise(tmp_path):
     """`purerl train` with 4 seeds on a CPU-only host: one XLA device per core (as many as
-    divide 4) in config.json; `XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one,
-    and resumes the split run's checkpoint (the checkpoint is host arrays, any layout)."""
+    divide 4) in config.json; with `XLA_FLAGS=--xla_force_host_platform_device_count=1` the
+    run resumes on one device (the checkpoint is host arrays, any layout), and that count wins."""
     cores = len(os.sched_getaffinity(0))
     script = textwrap.dedent(f"""
         import sys
@@ -152,11 +152,14 @@ def test_cli_splits_the_cpu_into_one_device_per_core_unless_told_otherwise(tmp_p
         return subprocess.run([sys.executable, "-c", script, mode], check=True, env=env, timeout=600,
                               capture_output=True, text=True).stdout
 
-    for name, host_devices, count in (("auto", None, run.cpu_device_count(4, cores)), ("one", 1, 1)):
-        purerl(name, host_devices)
-        devices = json.load(open(tmp_path / name / "config.json"))["devices"]
-        assert len(devices) == count, (name, cores, devices)
+    purerl("auto", None)
+    devices = json.load(open(tmp_path / "auto" / "config.json"))["devices"]
+    assert len(devices) == run.cpu_device_count(4, cores), (cores, devices)
     assert "128 env steps per seed" in purerl("resume", 1)  # the split run's first block, resumed on one device
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": with_host_devices(1)}
+    check = "import jax; from purerl import run; print(run.use_cpu_cores(4), jax.device_count())"
+    assert subprocess.run([sys.executable, "-c", check], env=env, check=True, capture_output=True, text=True,
+                          timeout=300).stdout.split() == ["None", "1"]  # the user's count wins
     jax.devices()  # in this process JAX has started (and conftest fixed one CPU device): left alone
     assert run.use_cpu_cores(4) is None and jax.device_count() == 1
 
